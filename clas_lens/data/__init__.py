@@ -1,0 +1,1 @@
+"""Multilingual data: parallel corpora, tasks, language identification."""
