@@ -13,8 +13,8 @@
 
 All functions are pure (numbers in, numbers out).
 
->>> round(squad_f1("the cat sat", ["a cat sat down"]), 3)
-0.857
+>>> squad_f1("the cat sat", ["a cat sat down"])
+0.8
 >>> exact_match("The Eiffel Tower!", ["eiffel tower"])
 1.0
 """
@@ -52,7 +52,6 @@ def _is_scriptio_continua(ch: str) -> bool:
         or 0x31F0 <= cp <= 0x31FF  # katakana phonetic extensions
         or 0xFF66 <= cp <= 0xFF9F  # half-width katakana
         or 0x0E00 <= cp <= 0x0E7F  # Thai
-        or 0xAC00 <= cp <= 0xD7AF  # Hangul syllables (only split when lang asks for it)
     )
 
 

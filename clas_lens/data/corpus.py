@@ -1,0 +1,641 @@
+"""Parallel corpora: the same items (sentences) in several languages, aligned by id.
+
+A :class:`ParallelCorpus` holds one text per (id, language). It is validated on construction:
+every id has a non-empty text in every language, ids are unique, language codes are ISO 639-1
+codes, and a language-ID check (CLD2) warns about texts that are clearly in another language.
+Errors are :class:`~clas_lens.errors.DataValidationError` (a ``ValueError``) naming the id,
+language and, for files, the file and line.
+
+Sources:
+
+* ``ParallelCorpus.from_dict({lang: [texts]})`` (ids generated) or ``{lang: {id: text}}``;
+* ``ParallelCorpus.from_jsonl(path)``: records ``{"id", "lang", "text"}``, one file for all
+  languages, one file per language (``{lang}.jsonl``; ``"lang"`` may then be omitted), a
+  folder of such files, a list of files or a mapping ``{lang: file}``;
+* ``ParallelCorpus.from_flores(langs)``: FLORES-200 / FLORES+ through ``datasets`` (hub), or
+  local files in its schema via ``data_files=``;
+* ``load_corpus("default")``: the corpus embedded in the package
+  (``clas_lens/data/embedded/corpus/{lang}.jsonl``, written for clas_lens).
+
+>>> c = ParallelCorpus.from_dict({"en": ["The cat sleeps.", "It rains."],
+...                               "de": ["Die Katze schläft.", "Es regnet."]}, check_langid=False)
+>>> c.langs, len(c), c.texts("de")[1]
+(['en', 'de'], 2, 'Es regnet.')
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from clas_lens.errors import DataValidationError
+from clas_lens.io import atomic_write_text, sha256_json
+
+#: ISO 639-1 -> FLORES-200 code, for the languages clas_lens knows by name. The first 12 are
+#: the embedded corpus's languages.
+LANGUAGES: dict[str, str] = {
+    "en": "eng_Latn",
+    "de": "deu_Latn",
+    "es": "spa_Latn",
+    "el": "ell_Grek",
+    "ru": "rus_Cyrl",
+    "tr": "tur_Latn",
+    "ar": "arb_Arab",
+    "vi": "vie_Latn",
+    "th": "tha_Thai",
+    "zh": "zho_Hans",
+    "hi": "hin_Deva",
+    "sw": "swh_Latn",
+    "fr": "fra_Latn",
+    "ja": "jpn_Jpan",
+    "ko": "kor_Hang",
+    "it": "ita_Latn",
+    "pt": "por_Latn",
+    "nl": "nld_Latn",
+    "pl": "pol_Latn",
+    "id": "ind_Latn",
+    "bn": "ben_Beng",
+    "ur": "urd_Arab",
+    "fa": "pes_Arab",
+    "he": "heb_Hebr",
+    "uk": "ukr_Cyrl",
+    "bg": "bul_Cyrl",
+    "ro": "ron_Latn",
+    "cs": "ces_Latn",
+    "sv": "swe_Latn",
+    "fi": "fin_Latn",
+    "hu": "hun_Latn",
+    "da": "dan_Latn",
+    "ca": "cat_Latn",
+    "ta": "tam_Taml",
+    "te": "tel_Telu",
+    "mr": "mar_Deva",
+    "ms": "zsm_Latn",
+}
+#: The embedded corpus's languages, in display order.
+CORE_LANGS: tuple[str, ...] = ("en", "de", "es", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw")
+#: FLORES+ (openlanguagedata/flores_plus) renamed a few FLORES-200 configs.
+_FLORES_PLUS_RENAMES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
+DEFAULT_FLORES_DATASET = "openlanguagedata/flores_plus"
+_FLORES_NAMES = {"flores", "flores200", "flores-200", "flores_200", "flores_plus", "flores+"}
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+
+
+def flores_code(lang: str) -> str:
+    """FLORES-200 code of an ISO 639-1 language code.
+
+    >>> flores_code("zh"), flores_code("sw")
+    ('zho_Hans', 'swh_Latn')
+    """
+    if lang not in LANGUAGES:
+        raise DataValidationError(
+            f"No FLORES-200 code known for language {lang!r}. Known: {', '.join(LANGUAGES)}."
+        )
+    return LANGUAGES[lang]
+
+
+def check_lang_code(lang: Any) -> str:
+    """Return ``lang`` if it is a known ISO 639-1 code, else raise listing the known codes.
+
+    Codes of :data:`LANGUAGES` are known, and so is any two- or three-letter code that CLDR
+    (``babel``) knows as a language.
+
+    >>> check_lang_code("de")
+    'de'
+    """
+    if isinstance(lang, str) and lang in LANGUAGES:
+        return lang
+    if isinstance(lang, str) and lang.isascii() and lang.isalpha() and lang.islower() and 2 <= len(lang) <= 3:
+        from babel import Locale
+
+        try:
+            Locale.parse(lang)
+            return lang
+        except Exception:
+            pass
+    raise DataValidationError(
+        f"Unknown language code {lang!r}: use ISO 639-1 codes such as {', '.join(LANGUAGES)} "
+        "(or another code CLDR knows)."
+    )
+
+
+def _canonical_order(langs: Iterable[str]) -> list[str]:
+    order = {lang: i for i, lang in enumerate(LANGUAGES)}
+    return sorted(langs, key=lambda lang: (order.get(lang, len(order)), lang))
+
+
+def _unknown_langs_error(missing: Sequence[str], available: Sequence[str], what: str) -> DataValidationError:
+    return DataValidationError(
+        f"Language(s) {', '.join(map(repr, missing))} not in {what}; available: "
+        f"{', '.join(available) if available else '(none)'}."
+    )
+
+
+class ParallelCorpus:
+    """Texts aligned by id across languages, validated on construction.
+
+    ``data`` maps language -> {id: text}; ``ids`` fixes the item order (default: the first
+    language's order). ``check_langid`` runs the CLD2 language-ID check, which warns
+    (:class:`~clas_lens.data.langid.LanguageIDWarning`) naming offending ids.
+
+    >>> c = ParallelCorpus({"en": {"a": "Good morning, my friend.", "b": "See you tomorrow."},
+    ...                     "es": {"b": "Hasta mañana.", "a": "Buenos días, amigo."}}, check_langid=False)
+    >>> c.ids, c.texts("es")
+    (['a', 'b'], ['Buenos días, amigo.', 'Hasta mañana.'])
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Mapping[str, str]],
+        ids: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        check_langid: bool = True,
+    ) -> None:
+        if not data:
+            raise DataValidationError("A parallel corpus needs at least one language; got none.")
+        self._langs: list[str] = [check_lang_code(lang) for lang in data]
+        self._data: dict[str, dict[str, str]] = {}
+        for lang in self._langs:
+            texts = data[lang]
+            if not isinstance(texts, Mapping):
+                raise DataValidationError(
+                    f"Language {lang!r}: expected a mapping id -> text, got {type(texts).__name__}."
+                )
+            self._data[lang] = {str(k): v for k, v in texts.items()}
+        first = self._langs[0]
+        self._ids: list[str] = [str(i) for i in ids] if ids is not None else list(self._data[first])
+        self.name = name
+        self._validate()
+        if check_langid:
+            from clas_lens.data.langid import check_corpus_languages
+
+            check_corpus_languages(self, warn=True)
+
+    # -- validation ---------------------------------------------------------------------
+    def _validate(self) -> None:
+        if len(set(self._ids)) != len(self._ids):
+            seen: set[str] = set()
+            dup = next(i for i in self._ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+            raise DataValidationError(f"Duplicate id {dup!r} in the corpus ids; ids must be unique.")
+        if not self._ids:
+            raise DataValidationError("The corpus has no items.")
+        id_set = set(self._ids)
+        for lang in self._langs:
+            extra = [i for i in self._data[lang] if i not in id_set]
+            if extra:
+                # An id present in this language but missing in another (or in ``ids``).
+                other = next((o for o in self._langs if extra[0] not in self._data[o]), None)
+                where = f"language {other!r}" if other else "the corpus ids"
+                raise DataValidationError(
+                    f"Corpus is not aligned: id {extra[0]!r} (in {lang!r}) is missing in {where}. "
+                    "Every id must have a text in every language."
+                )
+        for lang in self._langs:
+            texts = self._data[lang]
+            missing = [i for i in self._ids if i not in texts]
+            if missing:
+                raise DataValidationError(
+                    f"Corpus is not aligned: id {missing[0]!r} is missing in language {lang!r} "
+                    f"({len(missing)} of {len(self._ids)} ids missing there). Every id must have a "
+                    "text in every language."
+                )
+            for i in self._ids:
+                t = texts[i]
+                if not isinstance(t, str):
+                    raise DataValidationError(
+                        f"Text of id {i!r} in language {lang!r} is {type(t).__name__}, not a string."
+                    )
+                if not t.strip():
+                    raise DataValidationError(
+                        f"Empty (or whitespace-only) text for id {i!r} in language {lang!r}."
+                    )
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Sequence[str] | Mapping[str, str]],
+        ids: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        check_langid: bool = True,
+    ) -> "ParallelCorpus":
+        """Build from ``{lang: [texts]}`` (aligned lists; ids generated ``s0001``... unless
+        given) or ``{lang: {id: text}}``.
+
+        >>> c = ParallelCorpus.from_dict({"en": ["One.", "Two."], "fr": ["Un.", "Deux."]},
+        ...                              check_langid=False)
+        >>> c.ids
+        ['s0001', 's0002']
+        """
+        if not data:
+            raise DataValidationError("from_dict() got no languages.")
+        as_maps: dict[str, Mapping[str, str]] = {}
+        lengths: dict[str, int] = {}
+        for lang, texts in data.items():
+            if isinstance(texts, Mapping):
+                as_maps[lang] = texts
+            elif isinstance(texts, str) or not isinstance(texts, Sequence):
+                raise DataValidationError(
+                    f"Language {lang!r}: expected a list of texts or a mapping id -> text, "
+                    f"got {type(texts).__name__}."
+                )
+            else:
+                lengths[lang] = len(texts)
+        if lengths:
+            n = max(lengths.values())
+            short = [lang for lang, k in lengths.items() if k < n]
+            if short:
+                lang = short[0]
+                k = lengths[lang]
+                gen_ids = list(ids) if ids is not None else _make_ids(n)
+                raise DataValidationError(
+                    f"Corpus is not aligned: language {lang!r} has {k} texts but others have {n}, "
+                    f"so id {gen_ids[k]!r} (item {k}) is missing in language {lang!r}."
+                )
+            gen_ids = [str(i) for i in ids] if ids is not None else _make_ids(n)
+            if len(gen_ids) != n:
+                raise DataValidationError(f"Got {len(gen_ids)} ids for {n} texts per language.")
+            if len(set(gen_ids)) != len(gen_ids):
+                seen: set[str] = set()
+                dup = next(i for i in gen_ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+                raise DataValidationError(f"Duplicate id {dup!r} in ids.")
+            for lang in lengths:
+                as_maps[lang] = dict(zip(gen_ids, data[lang]))  # type: ignore[arg-type]
+            ids = gen_ids
+        ordered = {lang: as_maps[lang] for lang in data}
+        return cls(ordered, ids=ids, name=name, check_langid=check_langid)
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        langs: Sequence[str] | None = None,
+        name: str | None = None,
+        check_langid: bool = True,
+    ) -> "ParallelCorpus":
+        """Build from records ``{"id", "lang", "text"}`` (optional ``"__where__"`` for messages).
+
+        Duplicate (id, lang) pairs are errors. ``langs`` keeps only those languages, in that
+        order (each must be present).
+
+        >>> recs = [{"id": "a", "lang": "en", "text": "Hello there."},
+        ...         {"id": "a", "lang": "it", "text": "Ciao a tutti."}]
+        >>> ParallelCorpus.from_records(recs, check_langid=False).langs
+        ['en', 'it']
+        """
+        data: dict[str, dict[str, str]] = {}
+        where: dict[tuple[str, str], str] = {}
+        for n, rec in enumerate(records):
+            loc = rec.get("__where__") or f"record {n}"
+            for key in ("id", "lang", "text"):
+                if key not in rec or rec[key] is None:
+                    raise DataValidationError(f"{loc}: missing field {key!r} (need id, lang, text).")
+            rid = rec["id"]
+            if not isinstance(rid, (str, int)) or (isinstance(rid, str) and not rid.strip()):
+                raise DataValidationError(f"{loc}: id must be a non-empty string or integer, got {rid!r}.")
+            rid = str(rid)
+            lang = rec["lang"]
+            try:
+                check_lang_code(lang)
+            except DataValidationError as e:
+                raise DataValidationError(f"{loc}: {e}") from None
+            texts = data.setdefault(lang, {})
+            if rid in texts:
+                raise DataValidationError(
+                    f"{loc}: duplicate id {rid!r} in language {lang!r} "
+                    f"(first seen at {where[(lang, rid)]})."
+                )
+            text = rec["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise DataValidationError(
+                    f"{loc}: empty (or whitespace-only) text for id {rid!r} in language {lang!r}."
+                )
+            texts[rid] = text
+            where[(lang, rid)] = loc
+        if not data:
+            raise DataValidationError("No records: the corpus is empty.")
+        if langs is not None:
+            missing = [lang for lang in langs if lang not in data]
+            if missing:
+                raise _unknown_langs_error(missing, _canonical_order(data), "the corpus")
+            data = {lang: data[lang] for lang in langs}
+        # Item order: the anchor (English) when present, else the first language read.
+        first = "en" if "en" in data else next(iter(data))
+        ids = list(data[first])
+        return cls(data, ids=ids, name=name, check_langid=check_langid)
+
+    @classmethod
+    def from_jsonl(
+        cls,
+        path: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike],
+        *,
+        langs: Sequence[str] | None = None,
+        name: str | None = None,
+        check_langid: bool = True,
+    ) -> "ParallelCorpus":
+        """Read records ``{"id", "lang", "text"}`` from JSON-lines file(s).
+
+        ``path`` may be one file holding every language, a file per language named
+        ``{lang}.jsonl`` (then ``"lang"`` may be omitted from its records), a folder of such
+        files, a list of files or a mapping ``{lang: file}``. With ``langs``, only those
+        languages are kept (and in a folder only their ``{lang}.jsonl`` files are read when
+        they exist).
+
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "en.jsonl").write_text('{"id": "1", "text": "Good night."}\\n')
+        >>> _ = (d / "de.jsonl").write_text('{"id": "1", "text": "Gute Nacht."}\\n')
+        >>> ParallelCorpus.from_jsonl(d, check_langid=False).texts("de")
+        ['Gute Nacht.']
+        """
+        files: list[tuple[Path, str | None]] = []  # (file, language implied by the name)
+        if isinstance(path, Mapping):
+            files = [(Path(p), lang) for lang, p in path.items()]
+        elif isinstance(path, (str, os.PathLike)):
+            p = Path(path)
+            if p.is_dir():
+                found = sorted(p.glob("*.jsonl"))
+                if not found:
+                    raise DataValidationError(f"No .jsonl files in folder {str(p)!r}.")
+                per_lang = {f.stem: f for f in found if _looks_like_lang(f.stem)}
+                others = [f for f in found if f.stem not in per_lang]
+                if langs is not None:
+                    missing = [lang for lang in langs if lang not in per_lang]
+                    if missing and not others:
+                        raise _unknown_langs_error(missing, _canonical_order(per_lang), f"folder {str(p)!r}")
+                    # Read only the requested languages' files (and files not named by a language).
+                    found = [per_lang[lang] for lang in langs if lang in per_lang] + others
+                else:
+                    found = [per_lang[lang] for lang in _canonical_order(per_lang)] + others
+                files = [(f, f.stem if f.stem in per_lang else None) for f in found]
+            elif p.exists():
+                files = [(p, p.stem if _looks_like_lang(p.stem) else None)]
+            else:
+                raise DataValidationError(f"Corpus file or folder {str(p)!r} does not exist.")
+        else:
+            files = [(Path(f), Path(f).stem if _looks_like_lang(Path(f).stem) else None) for f in path]
+        from clas_lens.data.hub import read_jsonl_strict
+
+        records: list[dict[str, Any]] = []
+        for f, implied in files:
+            if not f.exists():
+                raise DataValidationError(f"Corpus file {str(f)!r} does not exist.")
+            for rec in read_jsonl_strict(f, keep_line=True):
+                loc = f"{f}:{rec.pop('__line__')}"
+                lang = rec.get("lang", implied)
+                if lang is None:
+                    raise DataValidationError(
+                        f"{loc}: missing field 'lang' (and the file name does not name a language)."
+                    )
+                if implied is not None and lang != implied:
+                    raise DataValidationError(
+                        f"{loc}: record has lang {lang!r} but the file is for language {implied!r}."
+                    )
+                rec["lang"] = lang
+                rec["__where__"] = loc
+                records.append(rec)
+        if langs is not None:
+            present = {r["lang"] for r in records}
+            missing = [lang for lang in langs if lang not in present]
+            if missing:
+                raise _unknown_langs_error(missing, _canonical_order(present), f"{path}")
+            records = [r for r in records if r["lang"] in set(langs)]
+        return cls.from_records(records, langs=langs, name=name or str(path), check_langid=check_langid)
+
+    @classmethod
+    def from_flores(
+        cls,
+        langs: Sequence[str],
+        *,
+        split: str = "devtest",
+        dataset: str = DEFAULT_FLORES_DATASET,
+        data_files: Any = None,
+        limit: int | None = None,
+        check_langid: bool = True,
+    ) -> "ParallelCorpus":
+        """FLORES-200 sentences (aligned by their ``id``) for ISO codes ``langs``.
+
+        From the hub (``dataset``, one config per FLORES code, e.g. ``eng_Latn``; FLORES+ names
+        Chinese ``cmn_Hans``) when reachable; or from local files in the FLORES schema (fields
+        ``id`` and ``text`` or ``sentence``) with ``data_files={lang: path}`` or a pattern
+        containing ``{lang}``. ``limit`` keeps the first n sentences.
+        """
+        from clas_lens.data.hub import load_hub_records, read_records, resolve_data_files
+
+        langs = [check_lang_code(lang) for lang in langs]
+        data: dict[str, dict[str, str]] = {}
+        order: list[str] | None = None
+        for lang in langs:
+            code = flores_code(lang)
+            if data_files is not None:
+                rows = []
+                for f in resolve_data_files(data_files, lang, n_langs=len(langs)):
+                    rows.extend(read_records(f))
+            else:
+                config = _FLORES_PLUS_RENAMES.get(code, code) if "flores_plus" in dataset else code
+                hint = (
+                    "Pass local files in the FLORES schema (fields 'id' and 'text'), e.g. "
+                    "ParallelCorpus.from_flores(langs, data_files={'en': 'flores/eng_Latn.jsonl', ...}) "
+                    "or data_files='flores/{lang}.jsonl', or use load_corpus('default') (embedded)."
+                )
+                rows = load_hub_records(dataset, config, split, what=f"FLORES-200 ({lang})", local_hint=hint)
+            texts: dict[str, str] = {}
+            for k, row in enumerate(rows):
+                text = row.get("text", row.get("sentence"))
+                if text is None:
+                    raise DataValidationError(
+                        f"FLORES rows for {lang!r} need a 'text' (or 'sentence') field; got {sorted(row)}."
+                    )
+                texts[str(row.get("id", k))] = text
+            if limit is not None:
+                texts = dict(list(texts.items())[:limit])
+            data[lang] = texts
+            if order is None:
+                order = list(texts)
+        return cls(data, ids=order, name=f"flores:{split}", check_langid=check_langid)
+
+    # -- accessors ----------------------------------------------------------------------
+    @property
+    def langs(self) -> list[str]:
+        """Languages, in order."""
+        return list(self._langs)
+
+    @property
+    def ids(self) -> list[str]:
+        """Item ids, in order."""
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        name = f"{self.name!r}, " if self.name else ""
+        return f"ParallelCorpus({name}{len(self)} items x {len(self._langs)} langs: {', '.join(self._langs)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ParallelCorpus) and self.hash() == other.hash() and self._langs == other._langs
+
+    def _check_lang(self, lang: str) -> None:
+        if lang not in self._data:
+            raise _unknown_langs_error([lang], self._langs, "the corpus")
+
+    def texts(self, lang: str) -> list[str]:
+        """Texts of ``lang`` in id order.
+
+        >>> ParallelCorpus.from_dict({"en": ["Hi there.", "Bye now."]}, check_langid=False).texts("en")
+        ['Hi there.', 'Bye now.']
+        """
+        self._check_lang(lang)
+        d = self._data[lang]
+        return [d[i] for i in self._ids]
+
+    def text(self, item_id: str, lang: str) -> str:
+        """One text."""
+        self._check_lang(lang)
+        if item_id not in self._data[lang]:
+            raise DataValidationError(f"Unknown id {item_id!r}; the corpus has {len(self)} ids.")
+        return self._data[lang][item_id]
+
+    def items(self) -> list[tuple[str, dict[str, str]]]:
+        """``[(id, {lang: text}), ...]`` in id order."""
+        return [(i, {lang: self._data[lang][i] for lang in self._langs}) for i in self._ids]
+
+    def records(self) -> list[dict[str, str]]:
+        """``[{"id", "lang", "text"}, ...]`` grouped by language, in id order."""
+        return [{"id": i, "lang": lang, "text": self._data[lang][i]} for lang in self._langs for i in self._ids]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """``{lang: [texts]}`` in id order."""
+        return {lang: self.texts(lang) for lang in self._langs}
+
+    def subset(self, ids: Sequence[str] | None = None, langs: Sequence[str] | None = None) -> "ParallelCorpus":
+        """A corpus with only ``ids`` (in the given order) and/or ``langs``.
+
+        >>> c = ParallelCorpus.from_dict({"en": ["A b.", "C d.", "E f."], "de": ["G.", "H.", "I."]},
+        ...                              check_langid=False)
+        >>> sub = c.subset(ids=["s0003", "s0001"], langs=["de"])
+        >>> sub.langs, sub.texts("de")
+        (['de'], ['I.', 'G.'])
+        """
+        langs = list(langs) if langs is not None else self.langs
+        missing = [lang for lang in langs if lang not in self._data]
+        if missing:
+            raise _unknown_langs_error(missing, self._langs, "the corpus")
+        ids = [str(i) for i in ids] if ids is not None else self.ids
+        known = set(self._ids)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DataValidationError(
+                f"Unknown id {unknown[0]!r} in subset() ({len(unknown)} unknown); the corpus has "
+                f"{len(self)} ids, e.g. {self._ids[:3]}."
+            )
+        data = {lang: {i: self._data[lang][i] for i in ids} for lang in langs}
+        return ParallelCorpus(data, ids=ids, name=self.name, check_langid=False)
+
+    def hash(self) -> str:
+        """sha256 of the content (ids in order, and each language's texts).
+
+        >>> a = ParallelCorpus.from_dict({"en": ["X y."]}, check_langid=False)
+        >>> a.hash() == ParallelCorpus.from_dict({"en": ["X y."]}, check_langid=False).hash()
+        True
+        """
+        return sha256_json({"ids": self._ids, "texts": {lang: self.texts(lang) for lang in sorted(self._langs)}})
+
+    def to_jsonl(self, path: str | os.PathLike) -> Path:
+        """Write records ``{"id", "lang", "text"}``: one file if ``path`` ends in ``.jsonl``,
+        else a folder with one ``{lang}.jsonl`` per language. Written atomically; returns ``path``.
+        """
+        import json
+
+        p = Path(path)
+
+        def lines(langs: Sequence[str]) -> str:
+            return "".join(
+                json.dumps({"id": i, "lang": lang, "text": self._data[lang][i]}, ensure_ascii=False) + "\n"
+                for lang in langs
+                for i in self._ids
+            )
+
+        if p.suffix == ".jsonl":
+            atomic_write_text(p, lines(self._langs))
+        else:
+            p.mkdir(parents=True, exist_ok=True)
+            for lang in self._langs:
+                atomic_write_text(p / f"{lang}.jsonl", lines([lang]))
+        return p
+
+
+def _make_ids(n: int) -> list[str]:
+    width = max(4, len(str(n)))
+    return [f"s{k + 1:0{width}d}" for k in range(n)]
+
+
+def _looks_like_lang(stem: str) -> bool:
+    try:
+        check_lang_code(stem)
+        return True
+    except DataValidationError:
+        return False
+
+
+def embedded_languages(kind: str = "corpus") -> list[str]:
+    """Languages with an embedded file ``clas_lens/data/embedded/{kind}/{lang}.jsonl``.
+
+    >>> "en" in embedded_languages("corpus")
+    True
+    """
+    folder = EMBEDDED_DIR / kind
+    if not folder.is_dir():
+        return []
+    return _canonical_order(f.stem for f in folder.glob("*.jsonl") if _looks_like_lang(f.stem))
+
+
+def load_corpus(
+    name_or_path: str | os.PathLike = "default",
+    langs: Sequence[str] | None = None,
+    *,
+    check_langid: bool = True,
+    **options: Any,
+) -> ParallelCorpus:
+    """Load a parallel corpus.
+
+    * ``"default"``: the corpus embedded in clas_lens (every language whose file exists);
+    * ``"flores"`` (also ``"flores200"``, ``"flores_plus"``): FLORES-200 through ``datasets``
+      (``langs`` required; options ``split``, ``dataset``, ``data_files``, ``limit``);
+    * a path: JSON lines, see :meth:`ParallelCorpus.from_jsonl`.
+
+    >>> c = load_corpus("default", langs=["en"])
+    >>> len(c) >= 200, c.langs
+    (True, ['en'])
+    """
+    if isinstance(name_or_path, str) and name_or_path == "default":
+        available = embedded_languages("corpus")
+        if langs is not None:
+            missing = [lang for lang in langs if lang not in available]
+            if missing:
+                raise _unknown_langs_error(missing, available, "the embedded corpus")
+        chosen = list(langs) if langs is not None else available
+        files = {lang: EMBEDDED_DIR / "corpus" / f"{lang}.jsonl" for lang in chosen}
+        return ParallelCorpus.from_jsonl(files, langs=chosen, name="default", check_langid=check_langid)
+    if isinstance(name_or_path, str) and name_or_path.lower() in _FLORES_NAMES:
+        if not langs:
+            raise DataValidationError(
+                f"load_corpus({name_or_path!r}) needs langs=[...] (ISO codes such as {list(CORE_LANGS)})."
+            )
+        if name_or_path.lower() in {"flores_plus", "flores+"}:
+            options.setdefault("dataset", DEFAULT_FLORES_DATASET)
+        return ParallelCorpus.from_flores(langs, check_langid=check_langid, **options)
+    p = Path(name_or_path)
+    if p.exists():
+        if options:
+            warnings.warn(f"load_corpus ignores options {sorted(options)} for local files.", stacklevel=2)
+        return ParallelCorpus.from_jsonl(p, langs=langs, check_langid=check_langid)
+    raise DataValidationError(
+        f"Unknown corpus {str(name_or_path)!r}: pass 'default' (embedded), 'flores' (FLORES-200 via "
+        "datasets) or the path of a .jsonl file or folder of {lang}.jsonl files."
+    )

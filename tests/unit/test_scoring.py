@@ -1,0 +1,73 @@
+"""option_logprobs against a hand computation with the plain HF model."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clas_lens.errors import DataValidationError
+from clas_lens.scoring import option_logprobs, score_choices
+from clas_lens.testing import hf_reference
+
+PROMPT = "Monday, Tuesday, Wednesday,"
+OPTIONS = [" Thursday", " Mon", " 1 2 3 4 5", " Привет мир"]
+
+
+def hand_logprobs(ref_model, tok, prompt, options):
+    """Sum of log p(option token | prefix) from the HF model, one unpadded sequence at a time."""
+    out = []
+    p = tok(prompt)["input_ids"]
+    for opt in options:
+        j = tok(prompt + opt)["input_ids"]
+        assert j[: len(p)] == p
+        with torch.no_grad():
+            logp = ref_model(torch.tensor([j])).logits[0].float().log_softmax(-1)
+        out.append(sum(logp[t - 1, j[t]].item() for t in range(len(p), len(j))))
+    return torch.tensor(out)
+
+
+def test_option_logprobs_equals_hf_reference(tiny):
+    ref = hf_reference(tiny)
+    with torch.no_grad():
+        got = option_logprobs(tiny, PROMPT, OPTIONS)
+    expected = hand_logprobs(ref, tiny.tokenizer, PROMPT, OPTIONS)
+    assert got.shape == (len(OPTIONS),)
+    torch.testing.assert_close(got.cpu(), expected, atol=1e-4, rtol=0)
+
+
+def test_score_choices_matches_single_calls(tiny_llama):
+    items = [(PROMPT, OPTIONS), ("Der Hund", [" schläft", " läuft"]), ("你好", ["世界"])]
+    batched = score_choices(tiny_llama, items, batch_size=3)  # forces several batches
+    assert [tuple(t.shape) for t in batched] == [(4,), (2,), (1,)]
+    for (prompt, options), b in zip(items, batched):
+        with torch.no_grad():
+            single = option_logprobs(tiny_llama, prompt, options)
+        torch.testing.assert_close(b, single.cpu(), atol=1e-4, rtol=0)
+    assert not batched[0].requires_grad
+
+
+def test_option_logprobs_is_differentiable(tiny_llama):
+    lp = option_logprobs(tiny_llama, PROMPT, OPTIONS[:2])
+    assert lp.requires_grad
+    (lp[0] - lp[1]).backward()
+    grads = [p.grad for p in tiny_llama.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    tiny_llama.zero_grad(set_to_none=True)
+
+
+def test_boundary_merge_warns(tiny_gpt2):
+    # A prompt ending with a space: the space belongs to the next word once joined.
+    with pytest.warns(UserWarning, match="merged tokens across the boundary"):
+        with torch.no_grad():
+            lp = option_logprobs(tiny_gpt2, "Monday, ", ["Tuesday", "Friday"])
+    assert torch.isfinite(lp).all()
+
+
+def test_bad_options(tiny_llama):
+    with pytest.raises(DataValidationError, match="non-empty list"):
+        option_logprobs(tiny_llama, PROMPT, [])
+    with pytest.raises(DataValidationError, match="non-empty list"):
+        option_logprobs(tiny_llama, PROMPT, " Thursday")
+    with pytest.raises(DataValidationError, match="non-empty strings"):
+        option_logprobs(tiny_llama, PROMPT, [" Thursday", ""])
+    with pytest.raises(ValueError, match="batch_size"):
+        score_choices(tiny_llama, [(PROMPT, OPTIONS)], batch_size=0)
