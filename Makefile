@@ -33,8 +33,13 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(PY) -m pytest -q tests/integration
 
+# Every benchmarks/bench_*.py in turn, one torch thread each (the scripts also call
+# torch.set_num_threads(1)); each prints `name: value` lines. GPU: benchmarks/gpu_check.sh.
 bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+	@for f in benchmarks/bench_*.py; do \
+		echo "# $$f"; \
+		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) $$f || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             df = task.evaluate(model, limit=args.limit, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
+        df.attrs.pop("predictions", None)  # pandas cannot concat frames holding frames in attrs
         df["task_seconds"] = round(seconds, 1)
         tables.append(df)
         timings.append((name, len(langs), int(df["n"].iloc[0]) if len(df) else 0, seconds))
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     table = pd.concat(tables, ignore_index=True)
     table["ci95"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])]
-    show = table[["task", "lang", "metric", "value", "ci95", "n", "task_seconds"]]
+    show = table[["task", "lang", "metric", "value", "ci95", "n", "task_seconds"]].copy()
+    show["task_seconds"] = show["task_seconds"].map("{:.1f}".format)
     with pd.option_context("display.max_rows", None, "display.width", 120):
         print(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print()

@@ -127,7 +127,7 @@ def main(argv=None) -> None:
         model = clas_lens.load_model(folder, device=device, dtype=dtype)
         print(f"{prefix}_load_s: {time.perf_counter() - t0:.1f}")
         n_params = n_params or sum(p.numel() for p in model.parameters())
-        print(f"{prefix}_params_millions: {n_params / 1e6:.0f}")
+        print(f"{prefix}_params_millions: {n_params / 1e6:.1f}")
         sites = clas_lens.neuron_sites(model)
 
         langs = [l for l in args.langs.split(",") if l]
@@ -136,6 +136,10 @@ def main(argv=None) -> None:
         texts = {l: corpus.texts(l) for l in langs}
 
         # --- statistics vs a plain forward over the very same batches ---------------------
+        import warnings
+
+        warnings.filterwarnings("ignore", message="Truncated")  # texts cut to --max-length
+        warnings.filterwarnings("ignore", message=".*past_key_values.*")
         batches = [
             encode(model, [texts[l][i] for i in b], max_length=args.max_length, truncation="warn")
             for l in langs
@@ -154,9 +158,6 @@ def main(argv=None) -> None:
                 per_sentence=per_sentence, progress=False,
             )
 
-        import warnings
-
-        warnings.filterwarnings("ignore", message="Truncated")
         plain()
         stats()  # warm-up
         t_plain = _timed(plain, device, args.repeats)

@@ -174,7 +174,7 @@ def attribute_neurons(
         for d in cap.values():
             d.clear()
         with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
-            metric = _metric_from_logprobs(option_logprobs(model, prompt, options), answer)
+            metric = _metric_from_logprobs(option_logprobs(model, prompt, options, share_prefix=False), answer)
             posts = [cap["post"][l] for l in layers]
             grads = torch.autograd.grad(metric, posts, allow_unused=True)
         for i, (layer, post, g) in enumerate(zip(layers, posts, grads)):

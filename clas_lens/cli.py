@@ -111,8 +111,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 f"site {stats.site}, layers {stats.layers[0]}..{stats.layers[-1]}, "
                 f"{seconds:.1f} s on {ctx.world_size} process(es)"
             )
-    finally:
-        finish_distributed(ctx)
+    except BaseException:
+        finish_distributed(ctx, wait=False)  # other ranks may never reach a barrier
+        raise
+    finish_distributed(ctx)
     return 0
 
 

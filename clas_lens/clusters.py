@@ -390,6 +390,10 @@ def _steer_context(model, interventions: list):
     return steer(model, *interventions)
 
 
+class _StopForward(Exception):
+    """Raised by the capture hook of the deepest requested layer to end the forward there."""
+
+
 @torch.no_grad()
 def residual_reps(
     model,
@@ -427,8 +431,8 @@ def residual_reps(
         padding_side: padding of the batches; the result does not depend on it.
         max_length: truncate longer texts (with a warning; default the model context).
 
-    The forward stops after the deepest requested block (``stop_at_layer``), so no unembedding
-    is computed unless the last block is requested (then only one position is unembedded).
+    The forward stops after the deepest requested block (``stop_at_layer``; for the last block
+    the capture hook ends it), so the final norm and the unembedding never run.
     Vectors are pooled in float64 and stored as float32.
 
     Returns:
@@ -477,12 +481,20 @@ def residual_reps(
     out = torch.empty((len(layer_list), n_per_lang * len(langs), d_model), dtype=torch.float32)
     captured: dict[int, Tensor] = {}
 
+    # Stop after the deepest requested block: ``stop_at_layer`` before the last block; for the
+    # last block the hook itself ends the forward, so neither the final norm nor the
+    # unembedding (262k columns for Gemma) runs.
+    use_stop_at = stop < n_layers
+
     def grab(t, hook):
-        captured[hook.layer()] = t
+        layer = hook.layer()
+        captured[layer] = t
+        if not use_stop_at and layer == stop - 1:
+            raise _StopForward
         return t
 
     hooks = [(f"blocks.{l}.hook_resid_post", grab) for l in layer_list]
-    fwd_kwargs: dict[str, Any] = {"stop_at_layer": stop} if stop < n_layers else {"logits_to_keep": 1}
+    fwd_kwargs: dict[str, Any] = {"stop_at_layer": stop} if use_stop_at else {}
 
     n_batches = len(langs) * math.ceil(n_per_lang / batch_size)
     bar = tqdm(total=n_batches, desc="residual_reps", disable=n_batches < 4, leave=False)
@@ -514,7 +526,16 @@ def residual_reps(
                                 "empty texts or pass keep_bos=True."
                             )
                     captured.clear()
-                    model(enc.input_ids, attention_mask=enc.attention_mask, **fwd_kwargs)
+                    try:
+                        model(enc.input_ids, attention_mask=enc.attention_mask, **fwd_kwargs)
+                    except _StopForward:
+                        pass
+                    missing = [l for l in layer_list if l not in captured]
+                    if missing:
+                        raise RuntimeError(
+                            f"The hooks blocks.{{l}}.hook_resid_post did not fire for layers {missing}; "
+                            "this bridge does not expose them as expected."
+                        )
                     rows = torch.tensor([li * n_per_lang + i for i in chunk])
                     last = enc.last_index
                     for layer in layer_list:
@@ -720,6 +741,7 @@ def cluster_metrics(
     max_samples: int | None = 2000,
     seed: int = 0,
     layers: Sequence[int] | None = None,
+    center: bool = False,
 ) -> pd.DataFrame:
     """Language-cluster separation and cross-lingual alignment per layer, as a tidy table.
 
@@ -741,8 +763,13 @@ def cluster_metrics(
       all of that language's sentences), ``..._l2a`` (the reverse) and ``retrieval_acc`` /
       ``retrieval_mrr`` (mean of both directions). Ties count as misses.
 
-    ``layers`` restricts the layers (default all of ``reps.layers``). ``df.attrs`` records the
-    anchor, max_samples, seed and the number of points used for silhouette.
+    ``layers`` restricts the layers (default all of ``reps.layers``). ``center=True`` subtracts,
+    per layer, the mean vector over all rows first: residual streams are anisotropic (a few
+    huge shared dimensions put every cosine near 1, e.g. parallel_cosine ~0.99 at most layers
+    of Gemma-3-270M), and centring shows the cosine geometry around the common offset. Only the
+    cosine-based metrics change (euclidean ones are shift-invariant); the default (``False``)
+    is the raw residual stream. ``df.attrs`` records the anchor, max_samples, seed, center and
+    the number of points used for silhouette.
 
     >>> import numpy as np, torch
     >>> rng = np.random.default_rng(0)
@@ -780,6 +807,8 @@ def cluster_metrics(
 
     for layer in layer_list:
         X = reps.vectors[reps.layer_index(layer)].detach().to("cpu", torch.float64).numpy()
+        if center:
+            X = X - X.mean(0, keepdims=True)
         if sil:
             Xs = X[sub]
             G = Xs @ Xs.T
@@ -825,7 +854,7 @@ def cluster_metrics(
                     add(layer, lang, "retrieval_mrr", (mrr_f + mrr_b) / 2)
     df = pd.DataFrame(rows, columns=["condition", "layer", "lang", "metric", "value"])
     df.attrs.update(
-        anchor=anchor, max_samples=max_samples, seed=seed, n_points=len(codes),
+        anchor=anchor, max_samples=max_samples, seed=seed, center=center, n_points=len(codes),
         n_silhouette_points=int(len(sub)), pooling=reps.pooling,
     )
     return df

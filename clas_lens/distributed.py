@@ -81,7 +81,7 @@ import inspect
 import os
 import warnings
 from datetime import timedelta
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -89,6 +89,7 @@ from clas_lens.errors import ClasLensError, DataValidationError, MismatchError
 
 __all__ = [
     "DistContext",
+    "DistributedError",
     "init_distributed",
     "finish_distributed",
     "current_context",
@@ -237,15 +238,17 @@ def init_distributed(
     )
 
 
-def finish_distributed(ctx: DistContext | None = None) -> None:
-    """Wait for every rank and destroy the process group (when ``ctx`` created it, or always
-    when ``ctx`` is None and a group is active)."""
+def finish_distributed(ctx: DistContext | None = None, *, wait: bool = True) -> None:
+    """Wait for every rank (``wait=True``) and destroy the process group -- when ``ctx`` created
+    it, or always when ``ctx`` is None and a group is active. Pass ``wait=False`` on an error
+    path, where other ranks may never reach the barrier."""
     if not _active():
         return
     if ctx is not None and not ctx.initialised_here:
         return
     dist = _dist()
-    dist.barrier()
+    if wait:
+        dist.barrier()
     dist.destroy_process_group()
 
 
@@ -276,7 +279,7 @@ def _broadcast(obj: Any, group, src_rank: int = 0) -> Any:
     """``obj`` of group rank ``src_rank`` on every rank."""
     dist = _dist()
     box = [obj]
-    dist.broadcast_object_list(box, src=dist.get_global_rank(group, src_rank) if group is not None else src_rank, group=group)
+    dist.broadcast_object_list(box, src=_global_rank(group, src_rank), group=group)
     return box[0]
 
 
@@ -329,9 +332,9 @@ def stats_plan(
     language-major list goes to rank ``k % world_size``. Within a rank, a language's indices
     keep the one-process order, so ``collect_stats`` on them re-forms the same batches.
 
-    >>> plan = stats_plan({"en": ["aaaa", "b", "cc", "ddd"], "de": ["x", "yy", "z", "w"]}, 2, 2)
+    >>> plan = stats_plan({"en": ["aaaa", "b", "cc", "ddd"], "de": ["x", "yy", "z"]}, 2, 2)
     >>> plan[0], plan[1]
-    ({'en': [0, 3], 'de': [1, 0]}, {'en': [2, 1]})
+    ({'en': [0, 3], 'de': [1, 0]}, {'en': [2, 1], 'de': [2]})
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
@@ -412,37 +415,46 @@ def distributed_collect_stats(
     >>> s.langs, s.n_tokens("en") > 0
     (['en'], True)
     """
+    from clas_lens.io import sha256_json
+    from clas_lens.models import model_info
+    from clas_lens.sites import neuron_sites
     from clas_lens.stats import (
         NeuronStats, _accum_device, _as_corpus, _corpus_hash, collect_stats, corpus_langs_texts,
     )
 
-    defaults = _collect_defaults()
-    unknown = sorted(set(kw) - set(defaults))
-    if unknown:
-        raise TypeError(
-            f"distributed_collect_stats() got unexpected keyword argument(s) {unknown}; it takes "
-            f"collect_stats's: {sorted(defaults)} (plus group, comm_device)."
-        )
+    def check_kwargs() -> dict[str, Any]:
+        defaults = _collect_defaults()
+        unknown = sorted(set(kw) - set(defaults))
+        if unknown:
+            raise TypeError(
+                f"distributed_collect_stats() got unexpected keyword argument(s) {unknown}; it takes "
+                f"collect_stats's: {sorted(defaults)} (plus group, comm_device)."
+            )
+        return {**defaults, **kw}
+
     if not _active() or _group_size_rank(group)[0] == 1:
+        check_kwargs()
         return collect_stats(model, corpus, **kw)
 
     dist = _dist()
     world, rank = _group_size_rank(group)
-    opts = {**defaults, **kw}
-    corpus = _as_corpus(corpus)
-    langs, ids, texts = corpus_langs_texts(corpus, opts["langs"])
-    full_hash = _corpus_hash(corpus)
-
-    from clas_lens.io import sha256_json
-    from clas_lens.models import model_info
-    from clas_lens.sites import neuron_sites
-
-    # Every rank must hold the same model, corpus and arguments: check before any heavy work.
-    fingerprint = {
-        "weights_sha256": model_info(model).weights_sha256,
-        "corpus": sha256_json({"ids": ids, "texts": texts}),
-        "options": sha256_json({k: repr(v) for k, v in sorted(opts.items()) if k != "progress"}),
-    }
+    # Anything that can fail before the collectives is reported to every rank first.
+    error: BaseException | None = None
+    fingerprint = None
+    try:
+        opts = check_kwargs()
+        corpus = _as_corpus(corpus)
+        langs, ids, texts = corpus_langs_texts(corpus, opts["langs"])
+        full_hash = _corpus_hash(corpus)
+        fingerprint = {
+            "weights_sha256": model_info(model).weights_sha256,
+            "corpus": sha256_json({"ids": ids, "texts": texts}),
+            "options": sha256_json({k: repr(v) for k, v in sorted(opts.items()) if k != "progress"}),
+        }
+    except Exception as e:
+        error = e
+    _raise_if_any_failed(error, group, "preparing the statistics")
+    # Every rank must hold the same model, corpus and arguments.
     prints = _all_gather(fingerprint, group)
     for key in fingerprint:
         values = [p[key] for p in prints]
@@ -462,7 +474,7 @@ def distributed_collect_stats(
         call["progress"] = False
 
     local: dict[str, Any] = {}
-    error: BaseException | None = None
+    error = None
     n_trunc = 0
     try:
         for lang in langs:
@@ -554,5 +566,155 @@ def distributed_collect_stats(
 # ---------------------------------------------------------------------------------------------
 
 
-def distributed_run_sweep(model, run_dir, grid, **kw: Any):  # filled in below once sweep.py exists
-    raise NotImplementedError
+def distributed_run_sweep(
+    model,
+    run_dir,
+    grid,
+    *,
+    neurons: Any,
+    stats: Any = None,
+    restart: bool = False,
+    cells: Sequence[Any] | None = None,
+    tasks: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+    group=None,
+):
+    """:func:`clas_lens.sweep.run_sweep` with its cells spread over a process group.
+
+    Every rank calls it with the same model, grid, neuron set (and statistics). Rank 0 checks
+    ``run_dir`` as ``run_sweep`` does (identity of grid, model and neuron set; ``restart``)
+    and tells every rank which cells are finished; the unfinished ones (of ``cells``, default
+    the whole grid) are dealt round-robin to the ranks. They are computed in rounds of one
+    cell per rank, each by ``run_sweep`` itself in a private scratch directory, so a cell
+    gives exactly the record it gives in one process. After each round rank 0 gathers the
+    records and appends them to ``run_dir/sweep/cells.jsonl`` in grid order -- only rank 0
+    writes into ``run_dir`` (which therefore only needs to exist on rank 0's machine), and a
+    crash loses at most the round in flight. Finished cells are skipped whatever rank or
+    world size computed them: a sweep resumes on any number of processes, or in one.
+
+    Returns :func:`~clas_lens.sweep.load_sweep`'s table on every rank. Without an
+    initialised process group this is ``run_sweep(model, run_dir, grid, ...)``.
+
+    Raises:
+        MismatchError: ranks hold different models, grids or neuron sets, or ``run_dir`` holds
+            another sweep (as ``run_sweep``).
+        DistributedError: a cell failed on another rank (the failing rank raises its own
+            error, after the round's other records were saved); every rank raises.
+
+    >>> import tempfile, torch
+    >>> from clas_lens.testing import tiny_model
+    >>> from clas_lens.steering import MaskSet
+    >>> from clas_lens.sweep import SweepGrid
+    >>> g = torch.Generator().manual_seed(0)
+    >>> ns = MaskSet(langs=["en", "de"], specific={l: torch.rand(2, 64, generator=g) < 0.1 for l in ["en", "de"]},
+    ...              categories={"partial_shared": torch.rand(2, 64, generator=g) < 0.3})
+    >>> grid = SweepGrid(langs=["de"], tasks=["cloze"], limit=2, n_boot=50)
+    >>> df = distributed_run_sweep(tiny_model("llama"), tempfile.mkdtemp(), grid, neurons=ns, progress=False)
+    >>> df.attrs["n_cells"] == df.attrs["n_total"] == 4
+    True
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from clas_lens.io import append_jsonl, read_jsonl
+    from clas_lens.sweep import SweepCell, _finished, _identity, load_sweep, run_sweep
+
+    common = dict(neurons=neurons, stats=stats, tasks=tasks)
+    if not _active() or _group_size_rank(group)[0] == 1:
+        return run_sweep(model, run_dir, grid, restart=restart, cells=cells, progress=progress, **common)
+
+    world, rank = _group_size_rank(group)
+    from clas_lens.io import sha256_json
+
+    # Same model, grid and neuron set on every rank.
+    error: BaseException | None = None
+    try:
+        ident = sha256_json(_identity(model, grid, neurons, stats))
+    except Exception as e:
+        error, ident = e, None
+    _raise_if_any_failed(error, group, "checking the sweep's identity")
+    idents = _all_gather(ident, group)
+    if len(set(idents)) > 1:
+        bad = [r for r, v in enumerate(idents) if v != idents[0]]
+        raise MismatchError(
+            f"Ranks {bad} hold a different model, grid, neuron set or statistics than rank 0: every "
+            "rank must call distributed_run_sweep with the same ones."
+        )
+
+    # Rank 0 checks/initialises run_dir exactly as run_sweep does (it runs no cell here) and
+    # reads which cells are finished.
+    sweep_dir = Path(run_dir) / "sweep"
+    done: list[str] | None = None
+    error = None
+    if rank == 0:
+        try:
+            run_sweep(model, run_dir, grid, restart=restart, cells=[], progress=False, **common)
+            done = [rec["key"] for rec in _finished(sweep_dir)]
+        except Exception as e:
+            error = e
+    _raise_if_any_failed(error, group, "opening the run directory on rank 0")
+    done_keys = set(_broadcast(done, group))
+
+    every = grid.cells()
+    index = {c.key: i for i, c in enumerate(every)}
+    if cells is None:
+        selected = every
+    else:
+        keys = [c.key if isinstance(c, SweepCell) else str(c) for c in cells]
+        unknown = [k for k in keys if k not in index]
+        if unknown:
+            raise DataValidationError(f"Cell {unknown[0]!r} is not in this grid.")
+        selected = [every[index[k]] for k in keys]
+    todo = [c for c in selected if c.key not in done_keys]
+    mine = deal(todo, rank, world)
+    n_rounds = -(-len(todo) // world)
+
+    # Tasks are loaded once per rank and handed to every per-cell run_sweep.
+    task_objs: dict[str, Any] = dict(tasks or {})
+    error = None
+    try:
+        for name in grid.tasks:
+            if name not in task_objs and any(c.task == name for c in mine):
+                from clas_lens.data.tasks import load_task
+
+                options = dict(getattr(grid, "task_options", {}).get(name, {}))
+                task_objs[name] = load_task(name, langs=grid.all_langs, **options)  # as run_sweep does
+    except Exception as e:
+        error = e
+    _raise_if_any_failed(error, group, "loading the sweep's tasks")
+
+    from tqdm.auto import tqdm
+
+    dist = _dist()
+    scratch = Path(tempfile.mkdtemp(prefix=f"clas_lens_sweep_rank{rank}_"))
+    show = rank == 0 and (progress if progress is not None else len(selected) >= 4)
+    try:
+        with tqdm(total=len(selected), initial=len(selected) - len(todo), desc="sweep cells", unit="cell", disable=not show) as bar:
+            for r in range(n_rounds):
+                records: list[dict] = []
+                error = None
+                if r < len(mine):
+                    try:
+                        run_sweep(model, scratch, grid, neurons=neurons, stats=stats, tasks=task_objs,
+                                  cells=[mine[r]], restart=True, progress=False)
+                        records = read_jsonl(scratch / "sweep" / "cells.jsonl")
+                    except Exception as e:
+                        error = e
+                report = (records, None if error is None else f"{type(error).__name__}: {error}")
+                gathered: list[Any] | None = [None] * world if rank == 0 else None
+                dist.gather_object(report, gathered, dst=_global_rank(group, 0), group=group)
+                if rank == 0:
+                    got = sorted((rec for recs, _ in gathered for rec in recs), key=lambda rec: index[rec["key"]])
+                    for rec in got:
+                        append_jsonl(sweep_dir / "cells.jsonl", rec)
+                    bar.update(len(got))
+                _raise_if_any_failed(error, group, f"sweep cell (round {r + 1} of {n_rounds})")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    table = load_sweep(run_dir) if rank == 0 else None
+    return _broadcast(table, group)
+
+
+def _global_rank(group, group_rank: int) -> int:
+    return _dist().get_global_rank(group, group_rank) if group is not None else group_rank

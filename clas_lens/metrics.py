@@ -20,7 +20,6 @@ All functions are pure (numbers in, numbers out).
 """
 from __future__ import annotations
 
-import math
 import re
 import string
 import unicodedata
@@ -277,8 +276,3 @@ def mcnemar(a_correct: Sequence, b_correct: Sequence) -> float:
     from scipy.stats import binom
 
     return float(min(1.0, 2.0 * binom.cdf(k, n, 0.5)))
-
-
-def mean_or_nan(values: Sequence[float]) -> float:
-    """Mean of ``values`` (NaN when empty); a small helper for tidy tables."""
-    return float(np.mean(values)) if len(values) else math.nan

@@ -100,7 +100,12 @@ DEFAULT_HEIGHT = 600
 PANEL_HEIGHT = 380  # one row of panels
 CI_OPACITY = 0.12  # confidence bands
 SEQUENTIAL = "Blues"  # heatmaps of non-negative values (Jaccard)
-BASE_COLOR = "#7f7f7f"  # the unsteered "base" condition
+BASE_COLOR = "#7f7f7f"  # the unsteered condition
+#: Names of the unsteered condition, looked for in this order when ``base=None``
+#: (clusters.residual_reps labels it "base"; evaluate and run_sweep call it "baseline").
+BASE_NAMES: tuple[str, ...] = ("base", "baseline")
+#: ``lang`` labels of rows pooled over all languages (cluster_metrics uses "all").
+POOLED_LANGS: tuple[str, ...] = ("", "all")
 FIT_COLOR = "#444444"  # least-squares lines and reference lines
 SIGN_COLORS = {"positive": "#2166ac", "negative": "#b2182b"}
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -264,12 +269,16 @@ def category_colors() -> dict[str, str]:
     return dict(_CATEGORY_COLORS)
 
 
-def condition_colors(conditions: Iterable[str], base: str = "base") -> dict[str, str]:
-    """Colour per condition: ``base`` grey, the others from a fixed palette in the given order.
+def condition_colors(conditions: Iterable[str], base: str | None = None) -> dict[str, str]:
+    """Colour per condition: the unsteered one grey, the others from a fixed palette in order.
 
-    >>> condition_colors(["base", "clas", "int_mu"])
-    {'base': '#7f7f7f', 'clas': '#1b9e77', 'int_mu': '#d95f02'}
+    ``base=None`` finds the unsteered condition among :data:`BASE_NAMES`.
+
+    >>> condition_colors(["baseline", "clas", "int_mu"])
+    {'baseline': '#7f7f7f', 'clas': '#1b9e77', 'int_mu': '#d95f02'}
     """
+    conditions = list(conditions)
+    base = _resolve_base(conditions, base)
     out: dict[str, str] = {}
     i = 0
     for cond in conditions:
@@ -281,6 +290,18 @@ def condition_colors(conditions: Iterable[str], base: str = "base") -> dict[str,
             out[cond] = _CONDITION_PALETTE[i % len(_CONDITION_PALETTE)]
             i += 1
     return out
+
+
+def _resolve_base(conditions: Iterable[Any], base: str | None) -> str | None:
+    """The unsteered condition's name: ``base`` if given, else the first of BASE_NAMES present."""
+    if base is not None:
+        return base
+    present = set(conditions)
+    return next((b for b in BASE_NAMES if b in present), None)
+
+
+def _base_first(conditions: Sequence[Any], base: str | None) -> list[Any]:
+    return ([base] if base in conditions else []) + [c for c in conditions if c != base]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -386,15 +407,20 @@ def _to_numpy_2d(a: Any, what: str) -> np.ndarray:
 # =============================================================================================
 
 def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
-                      title: str | None = None) -> go.Figure:
+                      n_neurons: int | None = None, title: str | None = None) -> go.Figure:
     """Stacked bars of neuron categories per layer, and specific neurons per language.
 
     ``counts_df`` is ``NeuronSet.counts()``: columns ``layer, category, lang, count`` with
-    ``category`` in :data:`CATEGORIES` and ``lang == ""`` for the non-specific categories
-    (NaN counts as ""). Left panel: the four categories stacked per layer (``specific`` is the
-    row with ``lang == ""`` if present, else the sum over languages). Right panel (when there
-    are per-language rows): the specific neurons of each language stacked per layer, in the
-    language's colour. ``normalize=True`` shows fractions of each layer's neurons.
+    ``lang`` empty ("", None or NaN) for the non-specific categories. Only the four categories
+    of :data:`CATEGORIES` are drawn; others a method adds (CLAS's per-language ``active``,
+    AP's ``top`` / ``bottom``) are left out. Left panel: the categories stacked per layer
+    (``specific`` is its ``lang == ""`` row if present, else the sum over languages, which
+    counts a neuron once per language for methods such as LAPE that may give it several).
+    Right panel (when there are per-language rows): the specific neurons of each language
+    stacked per layer, in the language's colour. ``normalize=True`` shows fractions of
+    ``n_neurons`` (d_mlp) per layer; without it, of the categories' sum, which is d_mlp only
+    for a partition of the neurons (CLAS: ``all_shared`` and ``non_activated`` present), so
+    methods that only pick specific neurons need ``n_neurons``.
 
     >>> df = pd.DataFrame({"layer": [0, 0, 1, 1, 0, 1], "lang": ["", "de", "", "de", "", ""],
     ...                    "category": ["all_shared", "specific", "all_shared", "specific",
@@ -406,10 +432,11 @@ def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
     """
     df = _check_frame(counts_df, ("layer", "category", "lang", "count"), "counts_df")
     df["lang"] = df["lang"].fillna("").astype(str)
-    unknown = sorted(set(df["category"].astype(str)) - set(CATEGORIES))
-    if unknown:
+    found = _ordered(df["category"].astype(str))
+    df = df[df["category"].isin(CATEGORIES)]
+    if df.empty:
         raise DataValidationError(
-            f"counts_df has unknown categories {unknown}; expected a subset of {list(CATEGORIES)}")
+            f"counts_df has none of the categories {list(CATEGORIES)}; it has {found}")
     df["count"] = pd.to_numeric(df["count"], errors="raise").astype(float)
     layers = sorted(_ordered(df["layer"]))
 
@@ -424,12 +451,24 @@ def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
     per_lang = df[(df["category"] == "specific") & (df["lang"] != "")]
     langs = _ordered(per_lang["lang"])
 
-    layer_total = sum(totals.values()) if totals else pd.Series(1.0, index=layers)
-    denom = layer_total.replace(0, np.nan) if normalize else pd.Series(1.0, index=layers)
+    if not normalize:
+        denom = pd.Series(1.0, index=layers)
+    elif n_neurons is not None:
+        if int(n_neurons) < 1:
+            raise ValueError(f"n_neurons must be a positive integer (d_mlp), got {n_neurons!r}")
+        denom = pd.Series(float(n_neurons), index=layers)
+    elif {"all_shared", "non_activated"} <= set(totals):  # a partition of the neurons (CLAS)
+        denom = sum(totals.values()).replace(0, np.nan)
+    else:
+        raise DataValidationError(
+            f"normalize=True needs n_neurons (d_mlp): counts_df has only the categories "
+            f"{list(totals)}, which do not add up to all neurons of a layer")
     y_title = "fraction of neurons" if normalize else "neurons"
 
     cols = 2 if langs else 1
-    titles = ["neurons per category"] + (["language-specific neurons per language"] if langs else [])
+    titles = ["neurons per category"]
+    if langs:
+        titles.append("language-specific neurons per language")
     fig = _subplots(1, cols, titles)
     colors = category_colors()
     for cat, series in totals.items():
@@ -601,7 +640,7 @@ def activation_prob_distributions(probs: Mapping[str, Any], *,
 
 def top_attributed_neurons(attr_df: pd.DataFrame, k: int = 20, *,
                            title: str | None = None) -> go.Figure:
-    """Horizontal bars of the ``k`` neurons with the largest ``|score|``, labelled ``L{layer}.N{neuron}``.
+    """Bars of the ``k`` neurons with the largest ``|score|``, labelled ``L{layer}.N{neuron}``.
 
     ``attr_df`` has columns ``layer, neuron, score`` and optionally ``lang``; with ``lang``,
     each language gets its own panel and its own top-k (bars in the language's colour),
@@ -657,7 +696,7 @@ def top_attributed_neurons(attr_df: pd.DataFrame, k: int = 20, *,
 # Evaluation
 # =============================================================================================
 
-_PARAM_COLUMNS = ("condition", "method", "alpha", "beta", "gamma", "layers")
+_PARAM_COLUMNS = ("condition", "method", "alpha", "beta", "gamma", "layers", "value_kind")
 
 
 def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
@@ -670,10 +709,11 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
     (``alpha``, ``beta`` or ``gamma``), plus ``value, ci_low, ci_high`` (``y="value"``) or
     ``diff, diff_ci_low, diff_ci_high`` (``y="diff"``: the gain over the unsteered base, with a
     zero line). ``metric``: None draws each task's first metric, a string selects one (tasks
-    without it are left out), a dict maps task -> metric. Rows whose ``x`` is NaN (e.g. the
-    base condition) are left out. ``fixed={"gamma": 0.2}`` keeps only matching rows; ``dash``
-    names a column drawn as line dash (e.g. ``"method"``). If several rows remain for the same
-    task, language and strength, the error names the columns that differ.
+    without it are left out), a dict maps task -> metric. Rows whose ``x`` is NaN (the
+    baseline, methods without that parameter such as ``int_mu``) are left out.
+    ``fixed={"gamma": 0.2}`` keeps only matching rows; ``dash`` names a column drawn as line
+    dash (e.g. ``"method"``). If several rows remain for the same task, language and
+    strength, the error names the columns that differ.
 
     >>> df = pd.DataFrame({"task": "nli", "lang": ["de", "de", "zh", "zh"],
     ...                    "metric": "accuracy", "beta": [0.0, 0.2, 0.0, 0.2],
@@ -773,13 +813,15 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
 
 
 def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
-                   metric: str | Mapping[str, str] | None = None, base: str = "base",
+                   metric: str | Mapping[str, str] | None = None, base: str | None = None,
                    alpha: float = 0.05, title: str | None = None) -> go.Figure:
-    """Gain of each language over the unsteered ``base`` (bars with 95 % CIs), anchor beside them.
+    """Gain of each language over the unsteered condition (bars with 95 % CIs), anchor beside them.
 
     ``eval_df`` is ``evaluate(...)``'s tidy table: ``task, lang, condition, metric, diff,
-    diff_ci_low, diff_ci_high`` (``p_value`` optional; ``diff`` is steered minus ``base``).
-    One panel per task (rows) and steered condition (columns). Target languages are bars in
+    diff_ci_low, diff_ci_high`` (``p_value`` optional; ``diff`` is steered minus the unsteered
+    condition ``base``, by default the first of :data:`BASE_NAMES` present, e.g. evaluate's
+    ``"baseline"``). One panel per task (rows) and steered condition (columns); conditions
+    whose ``diff`` is all NaN (the baseline itself) are left out. Target languages are bars in
     their own colours; the anchor language (English by default: its score must not drop) is
     the hatched bar on the left, behind a dotted separator. ``*`` (a text trace) marks
     languages with ``p_value < alpha``; a dotted line and the panel title give the mean target
@@ -797,10 +839,15 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
     """
     required = ["task", "lang", "condition", "metric", "diff", "diff_ci_low", "diff_ci_high"]
     df = _check_frame(eval_df, required, "eval_df")
-    df = df[df["condition"] != base]
+    base = _resolve_base(df["condition"], base)
+    df["diff"] = pd.to_numeric(df["diff"], errors="coerce")
+    has_diff = df.groupby("condition", sort=False)["diff"].transform(lambda v: v.notna().any())
+    df = df[(df["condition"] != base) & has_diff.astype(bool)]
     if df.empty:
         raise DataValidationError(
-            f"eval_df has only the {base!r} condition; gains need at least one steered condition")
+            f"eval_df has no steered condition with a diff (unsteered condition: {base!r}); "
+            "gains need at least one steered condition compared with the baseline")
+    base = base or "baseline"
     chosen = _metric_per_task(df, metric, "eval_df")
     df = _select_metric(df, chosen)
     _check_unique(df, ["task", "condition", "lang", "metric"], "eval_df",
@@ -892,16 +939,18 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
 # =============================================================================================
 
 def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine", *,
-                     alignment: str | None = "parallel_cosine", base: str = "base",
+                     alignment: str | None = "parallel_cosine", base: str | None = None,
                      per_lang: bool = False, title: str | None = None) -> go.Figure:
     """A cluster metric per layer before (``base``) and after steering (other conditions).
 
-    ``metrics_df`` has rows ``condition, layer, lang, metric, value`` (``lang`` may be ""
-    for metrics over all languages, e.g. the silhouette). Left panel: ``metric``; right panel:
-    the alignment metric ``alignment`` (default ``parallel_cosine``, the mean cosine of
-    parallel anchor/target pairs) if present. One line per condition, ``base`` in grey; metrics
-    with several languages are averaged over them, unless ``per_lang=True``, which draws one
-    line per language and condition (language colour, condition as dash).
+    ``metrics_df`` is ``cluster_metrics`` output (concatenated over conditions): rows
+    ``condition, layer, lang, metric, value``, where ``lang`` is ``"all"`` (or "") for values
+    pooled over languages. Left panel: ``metric``; right panel: the alignment metric
+    ``alignment`` (default ``parallel_cosine``, the mean cosine of parallel anchor/target
+    pairs) if present. One line per condition, the unsteered one (``base``, by default the
+    first of :data:`BASE_NAMES` present) in grey. Each line is the pooled ("all") value where
+    there is one, else the mean over languages (said in the panel title). ``per_lang=True``
+    draws one line per language and condition instead (language colour, condition as dash).
 
     >>> df = pd.DataFrame({"condition": ["base", "base", "clas", "clas"] * 2,
     ...                    "layer": [0, 1, 0, 1] * 2, "lang": [""] * 4 + ["de"] * 4,
@@ -913,6 +962,7 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
     """
     df = _check_frame(metrics_df, ("condition", "layer", "metric", "value"), "metrics_df")
     df["lang"] = df["lang"].fillna("").astype(str) if "lang" in df.columns else ""
+    df["lang"] = df["lang"].where(~df["lang"].isin(POOLED_LANGS), "")
     metrics = _ordered(df["metric"])
     if metric not in metrics:
         raise DataValidationError(
@@ -922,7 +972,8 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
     panels = [metric] + ([alignment] if alignment and alignment != metric
                          and alignment in metrics else [])
     conditions = _ordered(df["condition"])
-    conditions = ([base] if base in conditions else []) + [c for c in conditions if c != base]
+    base = _resolve_base(conditions, base)
+    conditions = _base_first(conditions, base)
     ccol = condition_colors(conditions, base=base)
     titles = [metric] + ([f"{alignment} (alignment)"] if len(panels) > 1 else [])
     fig = _subplots(1, len(panels), titles)
@@ -930,6 +981,7 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
     for j, m in enumerate(panels):
         sub = df[df["metric"] == m]
         langs = [l for l in _ordered(sub["lang"]) if l != ""]
+        pooled = (sub["lang"] == "").any()
         split = per_lang and len(langs) > 1
         lcol = lang_colors(langs)
         for k, cond in enumerate(conditions):
@@ -948,6 +1000,8 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
                     ), row=1, col=j + 1)
                     shown.add(name)
                 continue
+            if pooled:
+                cs = cs[cs["lang"] == ""]
             agg = cs.groupby("layer", sort=True)["value"].mean()
             fig.add_trace(go.Scatter(
                 x=agg.index.to_numpy(), y=agg.to_numpy(dtype=float), mode="lines+markers",
@@ -956,7 +1010,7 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
                 hovertemplate=f"{cond}<br>layer %{{x}}<br>{m} = %{{y:.4f}}<extra></extra>",
             ), row=1, col=j + 1)
             shown.add(cond)
-        if langs and not split:
+        if langs and not split and not pooled:
             fig.layout.annotations[j].text += f" · mean over {len(langs)} languages"
         fig.update_yaxes(title_text=m, row=1, col=j + 1)
         fig.update_xaxes(title_text="layer", row=1, col=j + 1)
@@ -971,14 +1025,17 @@ def _hover_text(s: Any, width: int = 60, max_chars: int = 240) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(s, width) or [""])
 
 
-def projection_scatter(proj_df: pd.DataFrame, *, base: str = "base", share_axes: bool = False,
+def projection_scatter(proj_df: pd.DataFrame, *, base: str | None = None,
+                       layer: int | None = None, share_axes: bool = False,
                        marker_size: int = 6, title: str | None = None) -> go.Figure:
     """2-D projection (UMAP / PCA) of sentence representations, coloured by language.
 
-    ``proj_df`` has columns ``x, y, lang, condition, id, text``: one panel per condition
-    (``base`` first: before steering, then after), one trace per language and panel; hovering
-    a point shows the sentence id and text. Separate fits have unrelated axes, so axes are not
-    shared unless ``share_axes=True`` (e.g. one PCA fitted on ``base`` and applied to all).
+    ``proj_df`` is ``project(...)`` output, columns ``x, y, lang, condition, id, text`` (and
+    optionally ``layer``; with several layers, pick one with ``layer=``): one panel per
+    condition (the unsteered one first: ``base``, by default the first of :data:`BASE_NAMES`
+    present), one trace per language and panel; hovering a point shows the sentence id and
+    text. Axes are independent unless ``share_axes=True`` (right when one projection was
+    fitted for all conditions together, as ``project`` does, so distances compare).
 
     >>> df = pd.DataFrame({"x": [0.0, 1.0, 0.5, 1.5], "y": [0.0, 1.0, 0.2, 0.9],
     ...                    "lang": ["en", "de"] * 2, "condition": ["clas"] * 2 + ["base"] * 2,
@@ -988,11 +1045,25 @@ def projection_scatter(proj_df: pd.DataFrame, *, base: str = "base", share_axes:
     ([('en', 'x'), ('de', 'x'), ('en', 'x2'), ('de', 'x2')], ['s1', 'Hi'])
     """
     df = _check_frame(proj_df, ("x", "y", "lang", "condition", "id", "text"), "proj_df")
+    suffix = ""
+    if "layer" in df.columns:
+        layers = _ordered(df["layer"])
+        if layer is not None:
+            df = df[df["layer"] == layer]
+            if df.empty:
+                raise DataValidationError(f"proj_df has no rows for layer {layer}; it has {layers}")
+        elif len(layers) > 1:
+            raise DataValidationError(
+                f"proj_df holds several layers {layers}: pick one with layer=...")
+        suffix = f" · layer {df['layer'].iloc[0]}"
+    elif layer is not None:
+        raise DataValidationError("layer= given but proj_df has no 'layer' column")
     conditions = _ordered(df["condition"])
-    conditions = ([base] if base in conditions else []) + [c for c in conditions if c != base]
+    base = _resolve_base(conditions, base)
+    conditions = _base_first(conditions, base)
     langs = _ordered(df["lang"])
     colors = lang_colors(langs)
-    labels = [f"{c} (before steering)" if c == base else c for c in conditions]
+    labels = [(f"{c} (before steering)" if c == base else str(c)) + suffix for c in conditions]
     fig = _subplots(1, len(conditions), labels, shared_x=share_axes, shared_y=share_axes)
     shown: set[str] = set()
     for j, cond in enumerate(conditions):
@@ -1022,7 +1093,7 @@ def projection_scatter(proj_df: pd.DataFrame, *, base: str = "base", share_axes:
 
 
 def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = None, *,
-                       title: str | None = None) -> go.Figure:
+                       layer: int | None = None, title: str | None = None) -> go.Figure:
     """Task gain vs change in language-cluster separation, and vs change in alignment.
 
     ``points_df`` has columns ``lang, gain, delta_separation, delta_alignment`` (one point per
@@ -1030,7 +1101,9 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
     (the "functional divergence" hypothesis), right panel: gain vs ``delta_alignment``; each
     with a least-squares line. ``test_df`` (``divergence_test`` output: ``hypothesis`` in
     separation / alignment, ``r, ci_low, ci_high, p_value, n`` and optionally ``metric, layer,
-    method``) is written on the matching panel, one line per row.
+    method``) is written under the matching panel, one line per row. The points come from one
+    layer: a ``test_df`` for several layers (``divergence_test(..., layer="all")``) needs
+    ``layer=`` to pick the rows that belong to them.
 
     >>> pts = pd.DataFrame({"lang": ["de", "zh", "hi"], "gain": [0.01, 0.04, 0.03],
     ...                     "delta_separation": [0.02, 0.09, 0.05],
@@ -1048,6 +1121,17 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
     if test_df is not None:
         tests = _check_frame(test_df, ("hypothesis", "r", "ci_low", "ci_high", "p_value", "n"),
                              "test_df")
+        if "layer" in tests.columns:
+            layers = _ordered(tests["layer"])
+            if layer is not None:
+                tests = tests[tests["layer"] == layer]
+                if tests.empty:
+                    raise DataValidationError(
+                        f"test_df has no rows for layer {layer}; it has {layers}")
+            elif len(layers) > 1:
+                raise DataValidationError(
+                    f"test_df holds tests for several layers {layers}: pass layer= (the layer "
+                    "the points' deltas come from)")
     panels = [("separation", "delta_separation", "Δ language separation (steered − base)"),
               ("alignment", "delta_alignment", "Δ alignment to anchor (steered − base)")]
     fig = _subplots(1, 2, ["gain vs separation (divergence)", "gain vs alignment"])
@@ -1064,7 +1148,8 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
             if not m.any():
                 continue
             fig.add_trace(go.Scatter(
-                x=xs[m], y=ys[m], mode="markers+text", name=str(lang), text=[str(lang)] * int(m.sum()),
+                x=xs[m], y=ys[m], mode="markers+text", name=str(lang),
+                text=[str(lang)] * int(m.sum()),
                 textposition="top center", legendgroup=str(lang), showlegend=j == 0,
                 marker=dict(color=colors[lang], size=10, line=dict(width=1, color="white")),
                 hovertemplate=f"{lang}<br>{col} = %{{x:.4f}}<br>gain = %{{y:.4f}}<extra></extra>",
@@ -1250,9 +1335,10 @@ def save_figure(fig: go.Figure, path: str | os.PathLike,
     Returns ``{format: Path}`` for written files and ``{format: message}`` for skipped ones.
 
     >>> import tempfile, pathlib
-    >>> out = save_figure(go.Figure(go.Bar(x=["a"], y=[1])),
-    ...                   pathlib.Path(tempfile.mkdtemp()) / "demo.png", formats=("html",))
-    >>> out["html"].name, out["html"].stat().st_size > 1_000_000
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = save_figure(go.Figure(go.Bar(x=["a"], y=[1])), pathlib.Path(d) / "demo.png",
+    ...                       formats=("html",))
+    ...     out["html"].name, out["html"].stat().st_size > 1_000_000
     ('demo.html', True)
     """
     if not isinstance(fig, go.Figure):

@@ -9,9 +9,13 @@ of the option (``" Tuesday"``), and none for languages written without spaces (z
 If a tokenizer merges the prompt's last token with the option anyway, the boundary moves back
 to the first differing token and a warning says so.
 
-All options of a prompt run in one left-padded batch. Only the logits of the last positions
-(the option tokens) are unembedded (``logits_to_keep``), which matters for models with large
-vocabularies (Gemma: 262k). Gradients flow when grad is enabled (attribution uses that).
+The prompt is computed once per item: a first pass runs the prompts (left padded) and keeps
+their KV cache and last-position logits; a second pass runs every option on top of its prompt's
+cache (right padded). Only option positions are unembedded, which matters for models with large
+vocabularies (Gemma: 262k). The result equals scoring each ``prompt + option`` sequence on its
+own (tested). Steering hooks see the prompt pass and the option pass as two forwards, as in
+cached generation: ``positions="last"`` steers the prompt's last token (the one that predicts
+the option) and each option's last token. Gradients flow when grad is enabled (attribution).
 
 >>> from clas_lens.testing import tiny_model
 >>> lp = option_logprobs(tiny_model("llama"), "Monday, Tuesday,", [" Wednesday", " Friday"])
@@ -28,21 +32,23 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from clas_lens.batching import encode
 from clas_lens.errors import DataValidationError
 
 
 @dataclasses.dataclass(frozen=True)
-class _Row:
-    text: str
-    n_option_tokens: int  # tokens at the end of the joint tokenization that are scored
+class _Item:
+    """One prompt with its options, as tokens: a shared prefix and one continuation per option.
+
+    ``n_scored[j]`` is how many tokens at the end of continuation ``j`` belong to option ``j``
+    (all of them, unless tokenization merged across the prompt/option boundary).
+    """
+
+    prefix: list[int]
+    conts: list[list[int]]
+    n_scored: list[int]
 
 
-def _prompt_len(tokenizer, prompt: str) -> int:
-    return len(tokenizer(prompt)["input_ids"])
-
-
-def _rows(tokenizer, prompt: str, options: Sequence[str]) -> list[_Row]:
+def _item(tokenizer, prompt: str, options: Sequence[str]) -> _Item:
     if isinstance(options, str) or len(options) == 0:
         raise DataValidationError("option_logprobs needs a non-empty list of option strings.")
     prompt_ids = tokenizer(prompt)["input_ids"]
@@ -51,7 +57,7 @@ def _rows(tokenizer, prompt: str, options: Sequence[str]) -> list[_Row]:
             "The prompt has no tokens and the tokenizer adds no BOS: the first option token "
             "would have nothing to be predicted from. Pass a non-empty prompt."
         )
-    rows = []
+    joints, boundaries = [], []
     for opt in options:
         if not isinstance(opt, str) or opt == "":
             raise DataValidationError(f"Options must be non-empty strings; got {opt!r}.")
@@ -68,37 +74,100 @@ def _rows(tokenizer, prompt: str, options: Sequence[str]) -> list[_Row]:
                 stacklevel=3,
             )
             boundary = max(k, 1)
-        n_opt = len(joint) - boundary
-        if n_opt <= 0:
+        if len(joint) - boundary <= 0:
             raise DataValidationError(f"Option {opt!r} adds no tokens after prompt {prompt[-30:]!r}.")
-        rows.append(_Row(prompt + opt, n_opt))
-    return rows
+        joints.append(joint)
+        boundaries.append(boundary)
+    shared = min(boundaries)  # every option's scored tokens start at or after this position
+    return _Item(
+        prefix=prompt_ids[:shared],
+        conts=[j[shared:] for j in joints],
+        n_scored=[len(j) - b for j, b in zip(joints, boundaries)],
+    )
 
 
-def _score_rows(model, rows: Sequence[_Row]) -> Float[Tensor, " row"]:
-    """Summed log-prob of each row's last ``n_option_tokens`` tokens (one batch, left padded)."""
-    enc = encode(model, [r.text for r in rows], padding_side="left", truncation="error")
-    ids, mask = enc.input_ids, enc.attention_mask
-    width = ids.shape[1]
-    n_opt = torch.tensor([r.n_option_tokens for r in rows], device=ids.device)
-    keep = min(int(n_opt.max()) + 1, width)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    logits = model(ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep)
-    logits = logits[:, -keep:, :]
-    # Predictions for the tokens at positions width-keep+1 .. width-1.
-    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
-    targets = ids[:, width - keep + 1 :]
-    tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [row, keep-1]
-    # Only the last n_opt target positions of each row belong to the option.
-    idx = torch.arange(keep - 1, device=ids.device)
-    scored = idx.unsqueeze(0) >= (keep - 1 - n_opt).unsqueeze(1)
+def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
+    """Summed log-prob of every option of ``items`` (rows in item order), prefix computed once.
+
+    Pass 1 runs each item's shared prefix (left padded) and keeps its KV cache and the logits
+    of its last position; pass 2 runs every option's continuation (right padded) on top of its
+    item's cached prefix. Equal to scoring ``prompt + option`` sequences one by one (tested),
+    with each prompt computed once instead of once per option.
+    """
+    dev = next(model.parameters()).device
+    pad = model.tokenizer.pad_token_id or 0
+    n_items = len(items)
+    p_width = max(len(it.prefix) for it in items)
+    p_ids = torch.full((n_items, p_width), pad, dtype=torch.long, device=dev)
+    p_mask = torch.zeros((n_items, p_width), dtype=torch.long, device=dev)
+    for i, it in enumerate(items):
+        p_ids[i, p_width - len(it.prefix):] = torch.tensor(it.prefix, device=dev)
+        p_mask[i, p_width - len(it.prefix):] = 1
+    p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+    first_logits, cache = model(
+        p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True,
+        return_type="logits_and_cache", logits_to_keep=1,
+    )
+    first_lp = torch.log_softmax(first_logits[:, -1, :].float(), dim=-1)  # [item, vocab]
+    owner = [i for i, it in enumerate(items) for _ in it.conts]
+    conts = [c for it in items for c in it.conts]
+    n_scored = [n for it in items for n in it.n_scored]
+    rows = len(conts)
+    c_width = max(len(c) for c in conts)
+    c_ids = torch.full((rows, c_width), pad, dtype=torch.long, device=dev)
+    c_mask = torch.zeros((rows, c_width), dtype=torch.long, device=dev)
+    for r, c in enumerate(conts):
+        c_ids[r, : len(c)] = torch.tensor(c, device=dev)
+        c_mask[r, : len(c)] = 1
+    owner_t = torch.tensor(owner, device=dev)
+    cache.batch_select_indices(owner_t)
+    mask = torch.cat([p_mask[owner_t], c_mask], dim=1)
+    c_pos = p_mask.sum(-1)[owner_t].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
+    logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True)
+    lp = torch.log_softmax(logits.float(), dim=-1)  # [row, c_width, vocab]
+    # token k of a continuation is predicted by the prefix's last position (k = 0) or by
+    # continuation position k - 1.
+    tok_lp = torch.empty((rows, c_width), dtype=lp.dtype, device=dev)
+    tok_lp[:, 0] = first_lp[owner_t].gather(-1, c_ids[:, :1]).squeeze(-1)
+    if c_width > 1:
+        tok_lp[:, 1:] = lp[:, :-1, :].gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    lengths = c_mask.sum(-1)
+    k = torch.arange(c_width, device=dev).unsqueeze(0)
+    n_sc = torch.tensor(n_scored, device=dev).unsqueeze(1)
+    scored = (k < lengths.unsqueeze(1)) & (k >= lengths.unsqueeze(1) - n_sc)
     return (tok_lp * scored).sum(dim=-1)
 
 
-def option_logprobs(model, prompt: str, options: Sequence[str]) -> Float[Tensor, " option"]:
-    """Summed log-probability of each option's tokens after ``prompt``, in one padded batch.
+def _score_items_full(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
+    """Like :func:`_score_items` but one forward over whole ``prompt + option`` sequences
+    (left padded), so every hook sees each position exactly once (attribution needs that)."""
+    dev = next(model.parameters()).device
+    pad = model.tokenizer.pad_token_id or 0
+    seqs = [it.prefix + c for it in items for c in it.conts]
+    n_sc = torch.tensor([n for it in items for n in it.n_scored], device=dev)
+    width = max(len(q) for q in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=dev)
+    mask = torch.zeros_like(ids)
+    for r, q in enumerate(seqs):
+        ids[r, width - len(q):] = torch.tensor(q, device=dev)
+        mask[r, width - len(q):] = 1
+    keep = min(int(n_sc.max()) + 1, width)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep)[:, -keep:, :]
+    lp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    tok_lp = lp.gather(-1, ids[:, width - keep + 1:].unsqueeze(-1)).squeeze(-1)
+    idx = torch.arange(keep - 1, device=dev).unsqueeze(0)
+    return (tok_lp * (idx >= (keep - 1 - n_sc).unsqueeze(1))).sum(dim=-1)
 
-    Differentiable when grad is enabled.
+
+def option_logprobs(
+    model, prompt: str, options: Sequence[str], *, share_prefix: bool = True
+) -> Float[Tensor, " option"]:
+    """Summed log-probability of each option's tokens after ``prompt``.
+
+    Differentiable when grad is enabled. ``share_prefix=False`` runs whole ``prompt + option``
+    sequences in one forward instead of prompt and options in two (same numbers; use it when
+    hooks must see every position in a single forward, as attribution does).
 
     >>> import torch
     >>> from clas_lens.testing import tiny_model
@@ -108,7 +177,8 @@ def option_logprobs(model, prompt: str, options: Sequence[str]) -> Float[Tensor,
     >>> int(lp.argmax()) in (0, 1, 2)
     True
     """
-    return _score_rows(model, _rows(model.tokenizer, prompt, options))
+    score = _score_items if share_prefix else _score_items_full
+    return score(model, [_item(model.tokenizer, prompt, options)])
 
 
 @torch.no_grad()
@@ -133,16 +203,16 @@ def score_choices(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     tok = model.tokenizer
-    per_item = [_rows(tok, prompt, options) for prompt, options in items]
+    per_item = [_item(tok, prompt, options) for prompt, options in items]
     batches: list[list[int]] = []
     current: list[int] = []
     n_rows = 0
-    for k, rows in enumerate(per_item):
-        if current and n_rows + len(rows) > batch_size:
+    for k, item in enumerate(per_item):
+        if current and n_rows + len(item.conts) > batch_size:
             batches.append(current)
             current, n_rows = [], 0
         current.append(k)
-        n_rows += len(rows)
+        n_rows += len(item.conts)
     if current:
         batches.append(current)
     from tqdm.auto import tqdm
@@ -150,11 +220,10 @@ def score_choices(
     show = progress if progress is not None else len(batches) >= 8
     results: list[Tensor] = [torch.empty(0)] * len(per_item)
     for batch in tqdm(batches, desc="score", disable=not show, leave=False):
-        flat = [row for k in batch for row in per_item[k]]
-        scores = _score_rows(model, flat).float().cpu()
+        scores = _score_items(model, [per_item[k] for k in batch]).float().cpu()
         start = 0
         for k in batch:
-            n = len(per_item[k])
+            n = len(per_item[k].conts)
             results[k] = scores[start : start + n]
             start += n
     return results

@@ -87,7 +87,6 @@ SPECIFIC_OPTIONS: tuple[str, ...] = ("target", "all")
 CATEGORIES: tuple[str, ...] = ("all_shared", "partial_shared", "specific", "non_activated")
 #: Names accepted for ``SetNeurons(value=...)`` besides numbers, tensors and dicts.
 VALUE_NAMES: tuple[str, ...] = ("mean", "median", "p75", "p90", "p95", "zero")
-LayerSpec = "str | int | Sequence[int] | None"
 
 __all__ = [
     "Intervention",
@@ -149,7 +148,7 @@ class _PadTracker:
             and kwargs.get("attention_mask") is None
         ):
             tok = getattr(module, "tokenizer", None)
-            side = (len(args) > 4 and args[4]) or kwargs.get("padding_side") or getattr(tok, "padding_side", "right")
+            side = kwargs.get("padding_side") or getattr(tok, "padding_side", None) or "right"
             bos = kwargs.get("prepend_bos")
             if bos is None:
                 bos = bool(getattr(module.cfg, "default_prepend_bos", True))
@@ -232,13 +231,14 @@ def _masked_edit(
     """An edit function that applies ``rule`` to the neurons ``idx`` at the steered positions."""
 
     def fn(h: Float[Tensor, "batch pos neuron"]) -> Float[Tensor, "batch pos neuron"]:
-        sub = h.index_select(-1, idx)
+        ix = idx.to(h.device)  # a no-op unless the layer lives on another device (device_map)
+        sub = h.index_select(-1, ix)
         new = rule(sub)
         sel = tracker.select(h.shape[0], h.shape[1], positions, h.device)
         if sel is not None:
             new = torch.where(sel.unsqueeze(-1), new, sub)
         out = h.clone()
-        out[..., idx] = new.to(h.dtype)
+        out[..., ix] = new.to(h.dtype)
         return out
 
     return fn
@@ -801,7 +801,7 @@ class ClasSteering(Intervention):
                 damp = (1.0 - gamma * mp).to(dev, torch.float32)
 
                 def rule(h, boost=boost, damp=damp):
-                    h2 = h * boost.to(h.dtype) * damp.to(h.dtype)
+                    h2 = h * boost.to(h.device, h.dtype) * damp.to(h.device, h.dtype)
                     return h2 if alpha == 1.0 else (1.0 - alpha) * h + alpha * h2
 
                 fn = _masked_edit(tracker, self.positions, idx.to(dev), rule)
@@ -1161,7 +1161,7 @@ class SetNeurons(_NeuronEdit):
         alpha = self.alpha
 
         def rule(h):
-            vv = v.to(h.dtype) if isinstance(v, Tensor) else v
+            vv = v.to(h.device, h.dtype) if isinstance(v, Tensor) else v
             if alpha == 1.0:
                 return torch.zeros_like(h) + vv
             return (1.0 - alpha) * h + alpha * vv
@@ -1314,7 +1314,7 @@ class AddNeurons(_NeuronEdit):
         scale = self.scale
 
         def rule(h):
-            aa = a.to(h.dtype) if isinstance(a, Tensor) else a
+            aa = a.to(h.device, h.dtype) if isinstance(a, Tensor) else a
             return h + scale * aa
 
         return rule
@@ -1527,7 +1527,7 @@ class DiffMeanSteering(Intervention):
             else:
 
                 def fn(t, hook, delta=delta):
-                    new = t + delta.to(t.dtype)
+                    new = t + delta.to(t.device, t.dtype)
                     sel = tracker.select(t.shape[0], t.shape[1], self.positions, t.device)
                     return new if sel is None else torch.where(sel.unsqueeze(-1), new, t)
 

@@ -108,6 +108,7 @@ class SweepGrid:
         layers: bridge-layer options (``"last:k"`` or lists of block indices).
         mu_values: Int-mu values (``"mean"`` needs statistics).
         shared, specific, positions, site: CLAS options (METHODS.md).
+        task_options: ``{task name: load_task options}`` (templates, label words, data files).
         limit: first n items per language; seed, n_boot, alpha: bootstrap settings.
         batch_size: passed to ``task.predict``.
 
@@ -131,6 +132,7 @@ class SweepGrid:
     specific: str = "target"
     positions: str = "all"
     site: str = "post"
+    task_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     limit: int | None = None
     seed: int = 0
     n_boot: int = 1000
@@ -148,6 +150,10 @@ class SweepGrid:
         self.gammas = tuple(float(g) for g in self.gammas)
         self.layers = tuple(_layers_value(l) for l in self.layers)
         self.mu_values = tuple(v if isinstance(v, str) else float(v) for v in self.mu_values)
+        self.task_options = {str(k): dict(v) for k, v in dict(self.task_options).items()}
+        unknown = sorted(set(self.task_options) - set(self.tasks))
+        if unknown:
+            raise DataValidationError(f"SweepGrid.task_options names task(s) {unknown} that are not in tasks={list(self.tasks)}.")
         if not self.langs:
             raise DataValidationError("SweepGrid needs at least one language (langs=[...]).")
         if not self.tasks:
@@ -233,10 +239,25 @@ def _hash_tensors(items: Iterable[tuple[str, Any]]) -> str:
 
 
 def _neurons_fingerprint(neurons: Any, grid: SweepGrid) -> str:
-    cats = {"partial": ["partial_shared"], "all": ["all_shared"], "both": ["partial_shared", "all_shared"]}[grid.shared]
+    """sha256 of the masks the sweep's methods read (shared ones only for CLAS)."""
+    cats = []
+    if "clas" in grid.methods:
+        cats = {"partial": ["partial_shared"], "all": ["all_shared"], "both": ["partial_shared", "all_shared"]}[grid.shared]
     langs = [l for l in grid.all_langs if l in list(getattr(neurons, "langs", grid.all_langs))]
-    items = [(c, neurons.mask(c)) for c in cats] + [(f"specific/{l}", neurons.mask("specific", l)) for l in langs]
+    wanted = [(c, (c,)) for c in cats] + [(f"specific/{l}", ("specific", l)) for l in langs]
+    items = []
+    for name, args in wanted:
+        try:
+            items.append((name, neurons.mask(*args)))
+        except (ValueError, KeyError):  # a category this neuron set lacks: the method will say so
+            items.append((name, _empty_mask()))
     return _hash_tensors(items)
+
+
+def _empty_mask():
+    import torch
+
+    return torch.zeros(0, dtype=torch.bool)
 
 
 def _stats_fingerprint(stats: Any, grid: SweepGrid) -> str | None:
@@ -462,7 +483,7 @@ def run_sweep(
         elif any(c.task == name for c in todo):
             from clas_lens.data.tasks import load_task
 
-            task_objs[name] = load_task(name, langs=grid.all_langs)
+            task_objs[name] = load_task(name, langs=grid.all_langs, **grid.task_options.get(name, {}))
     # Build every intervention (and its hooks) first: errors come before any forward pass.
     plans = []
     for c in todo:

@@ -34,8 +34,6 @@ model would read it.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import pandas as pd
@@ -549,8 +547,8 @@ def available_languages(name: str, **options: Any) -> list[str]:
     """Languages a task can be built for without extra data.
 
     nli / qa: languages with an embedded file (or keys of a ``data_files`` mapping); cloze:
-    every language of :data:`~clas_lens.data.corpus.LANGUAGES`; xnli / xquad: the benchmark's
-    languages.
+    every language of :data:`~clas_lens.data.corpus.LANGUAGES` (any other language CLDR knows
+    works too); xnli / xquad: the benchmark's languages.
 
     >>> "en" in available_languages("nli"), len(available_languages("xnli"))
     (True, 15)
@@ -572,7 +570,8 @@ def _check_name(name: str) -> None:
 
 
 def load_task(name: str, langs: Sequence[str] | None = None, **options: Any) -> Task:
-    """Build task ``name`` for ``langs`` (default: every available language).
+    """Build task ``name`` for ``langs`` (default: every available language; for cloze the
+    embedded corpus's languages).
 
     Options (all recorded in ``task.config``):
 
@@ -604,14 +603,15 @@ def load_task(name: str, langs: Sequence[str] | None = None, **options: Any) -> 
         )
     available = available_languages(name, **options)
     if langs is None:
-        langs = available
+        # cloze can be built for any CLDR language; by default it covers the embedded corpus's.
+        langs = embedded_languages("corpus") if name == "cloze" else available
     else:
         if isinstance(langs, str):
             langs = [langs]
         langs = list(langs)
         for lang in langs:
             check_lang_code(lang)
-        missing = [lang for lang in langs if lang not in available]
+        missing = [lang for lang in langs if lang not in available and name != "cloze"]
         if missing:
             hint = ""
             if name in ("nli", "qa"):

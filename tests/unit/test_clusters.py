@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clas_lens.clusters import (
     Reps,
@@ -94,6 +96,29 @@ def test_silhouette_samples_equal_sklearn(metric):
     np.testing.assert_allclose(silhouette_samples(X, labels2, metric), sk(X, labels2, metric=metric), atol=1e-9)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(4, 14),
+    d=st.integers(1, 4),
+    k=st.integers(2, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_metrics_equal_sklearn_on_random_small_inputs(n, d, k, seed):
+    """Small integer grids make ties, duplicate points and zero vectors likely."""
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+    from sklearn.metrics import silhouette_samples as sk
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-2, 3, size=(n, d)).astype(float)
+    labels = np.concatenate([np.arange(k), rng.integers(0, k, n - k)])
+    if len(set(labels)) >= n:
+        return
+    for metric in ("euclidean", "cosine"):
+        np.testing.assert_allclose(silhouette_samples(X, labels, metric), sk(X, labels, metric=metric), atol=1e-9)
+    assert davies_bouldin(X, labels) == pytest.approx(davies_bouldin_score(X, labels), rel=1e-9, abs=1e-12)
+    assert calinski_harabasz(X, labels) == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-9)
+
+
 def test_cluster_metrics_equal_sklearn():
     from sklearn.metrics import (
         calinski_harabasz_score,
@@ -156,6 +181,20 @@ def test_separated_clusters_score_better_than_overlapping():
     d = compare_reps(make_reps(data), make_reps(moved, condition="moved"), metrics=("silhouette_euclidean",))
     per = d[d.lang != "all"].set_index("lang").delta
     assert per.idxmax() == "l0" and per["l0"] > 0
+
+
+def test_center_removes_a_common_offset_and_keeps_euclidean_metrics():
+    data = blobs(k=3, n=20, d=8, spread=1.0, sep=2.0, seed=4)
+    data = {"en": data["l0"], "de": data["l1"], "ru": data["l2"]}
+    shifted = {k: v + 50.0 for k, v in data.items()}
+    raw, moved = make_reps(data), make_reps(shifted)
+    a = cluster_metrics(raw, center=True).set_index(["lang", "metric"]).value
+    b = cluster_metrics(moved, center=True).set_index(["lang", "metric"]).value
+    np.testing.assert_allclose(a.to_numpy(), b.reindex(a.index).to_numpy(), atol=1e-4)
+    plain = cluster_metrics(moved).set_index(["lang", "metric"]).value
+    assert plain["de", "parallel_cosine"] > 0.99 > b["de", "parallel_cosine"]  # offset saturates cosine
+    for m in ("silhouette_euclidean", "davies_bouldin", "calinski_harabasz"):
+        assert plain["all", m] == pytest.approx(b["all", m], rel=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +463,24 @@ def test_residual_reps_padding_and_batching_invariance(tiny_llama):
     assert not torch.allclose(with_bos.vectors, right.vectors[:1])
 
 
+def test_model_is_left_clean_after_early_stops(tiny_llama):
+    """The forward is cut short (stop_at_layer / the last block's hook): afterwards the model
+    runs as before, with no hook left behind, with and without steering."""
+    from clas_lens.batching import encode
+
+    enc = encode(tiny_llama, TEXTS["ru"])
+    with torch.no_grad():
+        before = tiny_llama(enc.input_ids, attention_mask=enc.attention_mask)
+    residual_reps(tiny_llama, CORPUS, layers=[0])
+    residual_reps(tiny_llama, CORPUS, layers=[1])
+    steering = pytest.importorskip("clas_lens.steering")
+    mask = torch.ones(2, 64, dtype=torch.bool)
+    residual_reps(tiny_llama, CORPUS, intervention=steering.Deactivate(mask))
+    with torch.no_grad():
+        after = tiny_llama(enc.input_ids, attention_mask=enc.attention_mask)
+    assert torch.equal(before, after)
+
+
 def test_residual_reps_options_and_errors(tiny_llama):
     r = residual_reps(tiny_llama, CORPUS, layers="last:1", langs=["ru", "en"], pooling="last")
     assert r.layers == [1] and r.lang_set == ["ru", "en"] and r.pooling == "last"
@@ -495,6 +552,28 @@ def test_residual_reps_under_intervention(tiny_llama):
     assert r.meta["per_lang_interventions"] is True
     d = compare_reps(base, steered, metrics=("silhouette_cosine", "parallel_cosine"))
     assert (d.delta.abs() > 0).any()
+
+
+class AddToResidual:
+    """A duck-typed residual-stream intervention (like DiffMean): add ``v`` at one layer."""
+
+    def __init__(self, layer, v):
+        self.layer, self.v = layer, v
+
+    def hooks(self, model):
+        return [(f"blocks.{self.layer}.hook_resid_post", lambda t, hook: t + self.v)]
+
+
+def test_residual_edits_at_the_read_layer_are_seen(tiny_llama):
+    """An intervention on hook_resid_post of layer l shows in the reps of layer l itself."""
+    pytest.importorskip("clas_lens.steering")
+    v = torch.linspace(-1, 1, tiny_llama.cfg.d_model)
+    base = residual_reps(tiny_llama, CORPUS, layers=[0])
+    for pooling in ("mean", "last"):
+        b = residual_reps(tiny_llama, CORPUS, layers=[0], pooling=pooling)
+        r = residual_reps(tiny_llama, CORPUS, layers=[0], pooling=pooling, intervention=AddToResidual(0, v))
+        torch.testing.assert_close(r.vectors, b.vectors + v, atol=1e-5, rtol=1e-5)
+    assert base.vectors.shape[1] == 15
 
 
 # ---------------------------------------------------------------------------------------------

@@ -71,3 +71,44 @@ def test_bad_options(tiny_llama):
         option_logprobs(tiny_llama, PROMPT, [" Thursday", ""])
     with pytest.raises(ValueError, match="batch_size"):
         score_choices(tiny_llama, [(PROMPT, OPTIONS)], batch_size=0)
+
+
+def _full_sequence_logprobs(model, prompt, options):
+    """Reference: each prompt + option on its own, no cache, plain log-softmax."""
+    import torch
+
+    tok = model.tokenizer
+    p = tok(prompt)["input_ids"]
+    out = []
+    for o in options:
+        ids = torch.tensor([tok(prompt + o)["input_ids"]])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(ids).float(), dim=-1)[0]
+        out.append(sum(lp[k - 1, ids[0, k]].item() for k in range(len(p), ids.shape[1])))
+    return out
+
+
+def test_shared_prefix_equals_full_sequences(tiny):
+    import torch
+
+    from clas_lens.scoring import score_choices
+
+    items = [
+        ("Monday, Tuesday,", [" Wednesday", " Friday", " x"]),
+        ("Привет мир, как", [" дела", " ты поживаешь сегодня"]),
+        ("1 2 3", [" 4", " 5 6 7 8"]),
+    ]
+    got = score_choices(tiny, items, batch_size=5)
+    for (prompt, options), g in zip(items, got):
+        ref = _full_sequence_logprobs(tiny, prompt, options)
+        assert torch.allclose(g, torch.tensor(ref), atol=1e-4), (prompt, g, ref)
+
+
+def test_full_and_shared_paths_agree(tiny_llama):
+    import torch
+
+    from clas_lens.scoring import option_logprobs
+
+    a = option_logprobs(tiny_llama, "Monday, Tuesday,", [" Wednesday", " Friday x y"])
+    b = option_logprobs(tiny_llama, "Monday, Tuesday,", [" Wednesday", " Friday x y"], share_prefix=False)
+    assert torch.allclose(a, b, atol=1e-4)

@@ -22,7 +22,6 @@ from clas_lens.steering import (
     ClasSteering,
     Deactivate,
     DiffMeanSteering,
-    MaskSet,
     SetNeurons,
     bind_lang,
     interventions_from_dicts,
@@ -509,3 +508,70 @@ def test_hooks_are_removed_after_steer(tiny_llama):
         with steer(tiny_llama, Deactivate(torch.ones(shape, dtype=torch.bool))):
             pass
         assert torch.equal(tiny_llama(enc.input_ids, attention_mask=enc.attention_mask), base)
+
+
+# ----------------------------------------------------------------------------- the real classes
+@pytest.fixture(scope="module")
+def real(tiny_llama):
+    from clas_lens.neurons import identify_neurons
+    from clas_lens.stats import collect_stats
+
+    corpus = {
+        "en": ["the cat sat on the mat", "one two three four", "Monday Tuesday Wednesday", "hello world"],
+        "de": ["Der Hund schläft im Garten", "eins zwei drei vier", "Montag Dienstag", "Hallo Welt"],
+        "ru": ["Привет, как дела?", "один два три", "понедельник вторник", "Привет мир"],
+    }
+    stats = collect_stats(tiny_llama, corpus, site="act", progress=False)
+    ns = identify_neurons(stats, "clas", criterion="quantile", top_quantile=0.3)
+    return stats, ns
+
+
+def test_real_neuron_set_and_stats(tiny_llama, real):
+    stats, ns = real
+    assert ns.mask("specific", "de").any() and ns.mask("partial_shared").any()
+    clas = ClasSteering(ns, layers=[0, 1], beta=2.0, gamma=1.0)
+    edits = [("post", l, clas_ref(ns.mask("partial_shared")[l], ns.mask("specific", "de")[l], 1.0, 2.0, 1.0), "all") for l in (0, 1)]
+    _check_against_reference(tiny_llama, [clas.for_lang("de")], edits)
+    mu = SetNeurons.int_mu(ns, stats, "ru")
+    assert mu.site == "act"
+    m = ns.mask("specific", "ru")
+    edits = [("act", l, set_ref(m[l], stats.mean("ru")[l], 1.0), "all") for l in (0, 1)]
+    _check_against_reference(tiny_llama, [mu], edits)
+    # round trip: the NeuronSet becomes a compact MaskSet with the same masks
+    back = interventions_from_dicts(json.loads(json.dumps(interventions_to_dicts([clas, mu]))))
+    for lang in ns.langs:
+        assert torch.equal(back[0].neurons.mask("specific", lang), ns.mask("specific", lang))
+    assert torch.equal(back[0].neurons.mask("partial_shared"), ns.mask("partial_shared"))
+    assert back[0].neurons.model_info == ns.model_info and back[0].neurons.site == "act"
+    enc = encode(tiny_llama, TEXTS, padding_side="left")
+    assert torch.equal(engine_logits(tiny_llama, enc, back[0].for_lang("de"), back[1]), engine_logits(tiny_llama, enc, clas.for_lang("de"), mu))
+
+
+def test_real_neuron_set_from_another_model(tiny_llama, tiny_gpt2, real):
+    from clas_lens.testing import tiny_model
+
+    stats, ns = real
+    with pytest.raises(MismatchError, match="shape"):
+        ClasSteering(ns, "de").hooks(tiny_gpt2)
+    other = tiny_model("llama", seed=1)
+    from clas_lens.models import model_info
+
+    with pytest.raises(MismatchError) as e:
+        with steer(other, ClasSteering(ns, "de")):
+            pass
+    assert model_info(tiny_llama).model_id in str(e.value) and model_info(other).model_id in str(e.value)
+    with pytest.raises(MismatchError):
+        SetNeurons.int_mu(ns, stats, "de").hooks(other)
+
+
+def test_hooks_work_without_steer(tiny_llama):
+    """``model.hooks(fwd_hooks=iv.hooks(model))`` / ``run_with_hooks`` give what ``steer`` gives."""
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    iv = ClasSteering(ns, "de", beta=2.0, positions="last")
+    enc = encode(tiny_llama, TEXTS, padding_side="right")
+    expected = engine_logits(tiny_llama, enc, iv)
+    with torch.no_grad():
+        with tiny_llama.hooks(fwd_hooks=iv.hooks(tiny_llama)):
+            a = tiny_llama(enc.input_ids, attention_mask=enc.attention_mask)
+        b = tiny_llama.run_with_hooks(enc.input_ids, attention_mask=enc.attention_mask, fwd_hooks=iv.hooks(tiny_llama))
+    assert torch.equal(a, expected) and torch.equal(b, expected)

@@ -200,6 +200,14 @@ def test_cloze_options():
         load_task("cloze", langs=["en"], kinds=["year"])
 
 
+def test_cloze_default_and_other_cldr_languages():
+    from clas_lens.data.corpus import embedded_languages
+
+    assert load_task("cloze").langs == embedded_languages("corpus")
+    yo = load_task("cloze", langs=["yo"], kinds="weekday")  # Yoruba: not in LANGUAGES, known to CLDR
+    assert len(yo.items("yo")) == 7
+
+
 def test_available_languages():
     assert "en" in available_languages("nli") and "en" in available_languages("qa")
     assert set(("en", "de", "zh")) <= set(available_languages("cloze"))

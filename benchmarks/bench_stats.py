@@ -1,0 +1,214 @@
+"""Neuron-statistics collection on the embedded model: speed and memory.
+
+Prints ``name: value`` lines measured in one run (torch.set_num_threads(1)):
+
+* throughput of ``collect_stats`` vs a bare full forward (logits included) and vs
+  ``run_with_cache`` of every ``mlp.hook_post`` with the same statistics computed from the
+  cache, on the same batches (the same length-sorted batches collect_stats uses), interleaved
+  and repeated, best time kept; ratios are the numbers to compare across machines;
+* peak RSS above the post-load baseline while each of the three runs (one subprocess each,
+  RSS sampled every 2 ms);
+* peak RSS while collecting statistics on a corpus and on one 4x larger (subprocesses):
+  statistics stream, so the growth should stay under 5 %.
+
+Usage: ``python benchmarks/bench_stats.py [--langs en,de,ru,zh] [--n-time 16] [--n-mem 50]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _corpus(langs, n):
+    import warnings
+
+    from clas_lens.data.corpus import load_corpus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = load_corpus("default", langs=langs)
+    if n > len(c):
+        raise SystemExit(f"The embedded corpus has {len(c)} sentences per language; asked for {n}.")
+    return c.subset(ids=c.ids[:n])
+
+
+def _batches(model, corpus, batch_size):
+    from clas_lens.stats import _batches as stats_batches
+    from clas_lens.stats import corpus_langs_texts
+
+    langs, _, texts = corpus_langs_texts(corpus, None)
+    out = []
+    for lang in langs:
+        for _, enc in stats_batches(model, texts[lang], batch_size=batch_size, padding_side="right",
+                                    max_length=None, truncation="warn", keep_bos=False):
+            out.append(enc)
+    return out
+
+
+def _runners(model, corpus, batches, batch_size):
+    from clas_lens.sites import neuron_sites
+    from clas_lens.stats import collect_stats
+
+    sites = neuron_sites(model)
+
+    def full():
+        with torch.no_grad():
+            for enc in batches:
+                model(enc.input_ids, attention_mask=enc.attention_mask)
+
+    def stats():
+        collect_stats(model, corpus, batch_size=batch_size, progress=False)
+
+    def cache():
+        L, d = sites.shape
+        s = torch.zeros(L, d, dtype=torch.float64)
+        ss = torch.zeros_like(s)
+        act = torch.zeros(L, d, dtype=torch.int64)
+        with torch.no_grad():
+            for enc in batches:
+                _, c = model.run_with_cache(
+                    enc.input_ids, attention_mask=enc.attention_mask,
+                    names_filter=lambda n: n.endswith("mlp.hook_post"),
+                )
+                for l in range(L):
+                    v = c[f"blocks.{l}.mlp.hook_post"][enc.real_mask].double()
+                    s[l] += v.sum(0)
+                    ss[l] += (v * v).sum(0)
+                    act[l] += (v > 0).sum(0)
+                del c
+
+    return {"stats": stats, "full_forward": full, "run_with_cache": cache}
+
+
+class _RssSampler:
+    def __init__(self, interval=0.002):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def worker(args) -> dict:
+    torch.set_num_threads(1)
+    import clas_lens
+
+    model = clas_lens.load_model(args.model)
+    langs = args.langs.split(",")
+    if args.worker == "time":
+        corpus = _corpus(langs, args.n_time)
+        batches = _batches(model, corpus, args.batch_size)
+        run = _runners(model, corpus, batches, args.batch_size)
+        n_real = sum(int(b.real_mask.sum()) for b in batches)
+        n_all = sum(int(b.attention_mask.sum()) for b in batches)
+        small = _corpus(langs, 2)
+        warm = _runners(model, small, _batches(model, small, args.batch_size), args.batch_size)
+        for f in warm.values():
+            f()
+        times = {k: [] for k in run}
+        for _ in range(args.repeats):
+            for name, f in run.items():
+                t0 = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t0)
+        best = {k: min(v) for k, v in times.items()}
+        return {"best_s": best, "n_real_tokens": n_real, "n_tokens": n_all, "n_batches": len(batches),
+                "n_sentences": len(corpus) * len(langs)}
+    # memory workers: "mem:<runner>:<n per language>"
+    _, name, n = args.worker.split(":")
+    corpus = _corpus(langs, int(n))
+    batches = _batches(model, corpus, args.batch_size) if name != "stats" else []
+    small = _corpus(langs, 2)
+    _runners(model, small, _batches(model, small, args.batch_size), args.batch_size)[name]()  # warm-up
+    import psutil
+
+    base = psutil.Process().memory_info().rss
+    run = _runners(model, corpus, batches, args.batch_size)[name]
+    with _RssSampler() as s:
+        t0 = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t0
+
+    longest = max(len(model.tokenizer(t)["input_ids"]) for l in langs for t in corpus.texts(l))
+    return {"baseline_mb": base / 2**20, "peak_mb": s.peak / 2**20, "above_baseline_mb": (s.peak - base) / 2**20,
+            "seconds": dt, "n_sentences": len(corpus) * len(langs), "longest_tokens": longest}
+
+
+def _spawn(args, mode) -> dict:
+    cmd = [sys.executable, __file__, "--worker", mode, "--model", args.model, "--langs", args.langs,
+           "--n-time", str(args.n_time), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"worker {mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--langs", default="en,de,ru,zh")
+    ap.add_argument("--n-time", type=int, default=16, help="sentences per language for the timing run")
+    ap.add_argument("--n-mem", type=int, default=50, help="sentences per language of the 1x memory corpus")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    t = _spawn(args, "time")
+    best = t["best_s"]
+    n = t["n_real_tokens"]
+    print(f"stats_timing_sentences: {t['n_sentences']}")
+    print(f"stats_timing_batches: {t['n_batches']}")
+    print(f"stats_timing_real_tokens: {n}")
+    for k in ("stats", "full_forward", "run_with_cache"):
+        print(f"{k}_seconds: {best[k]:.2f}")
+        print(f"{k}_real_tokens_per_s: {n / best[k]:.1f}")
+    print(f"stats_speedup_vs_full_forward: {best['full_forward'] / best['stats']:.2f}")
+    print(f"stats_speedup_vs_run_with_cache: {best['run_with_cache'] / best['stats']:.2f}")
+    for name in ("stats", "full_forward", "run_with_cache"):
+        m = _spawn(args, f"mem:{name}:{args.n_time}")
+        print(f"{name}_peak_rss_above_baseline_mb: {m['above_baseline_mb']:.1f}")
+    one = _spawn(args, f"mem:stats:{args.n_mem}")
+    four = _spawn(args, f"mem:stats:{4 * args.n_mem}")
+    print(f"stats_1x_sentences: {one['n_sentences']}")
+    print(f"stats_4x_sentences: {four['n_sentences']}")
+    print(f"stats_1x_longest_tokens: {one['longest_tokens']}")
+    print(f"stats_4x_longest_tokens: {four['longest_tokens']}")
+    print(f"stats_1x_peak_rss_mb: {one['peak_mb']:.1f}")
+    print(f"stats_4x_peak_rss_mb: {four['peak_mb']:.1f}")
+    print(f"stats_1x_peak_above_baseline_mb: {one['above_baseline_mb']:.1f}")
+    print(f"stats_4x_peak_above_baseline_mb: {four['above_baseline_mb']:.1f}")
+    print(f"stats_4x_peak_rss_growth_pct: {100 * (four['peak_mb'] - one['peak_mb']) / one['peak_mb']:.2f}")
+    print(f"stats_4x_seconds_ratio: {four['seconds'] / one['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""evaluate(): tidy rows, paired diffs, per-language binding of templates, anchor, early errors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _steering_toys import FakeNeurons, FakeStats, ToyTask
+from clas_lens.errors import DataValidationError, MismatchError
+from clas_lens.evaluation import COLUMNS, evaluate, summarise
+from clas_lens.metrics import bootstrap_ci, paired_bootstrap
+from clas_lens.sites import neuron_sites
+from clas_lens.steering import ClasSteering, Deactivate, SetNeurons, steer
+
+
+@pytest.fixture(scope="module")
+def ns(tiny_llama):
+    return FakeNeurons(neuron_sites(tiny_llama).shape)
+
+
+def test_tidy_rows_anchor_and_paired_diffs(tiny_llama, ns):
+    task = ToyTask()
+    conds = {
+        "none": None,
+        "clas": ClasSteering(ns, layers="last:2", beta=3.0, gamma=1.0),
+        "zero": ClasSteering(ns, beta=0.0, gamma=0.0),
+    }
+    df = evaluate(tiny_llama, task, ["de", "ru"], conds, n_boot=200, seed=3)
+    assert list(df.columns) == COLUMNS
+    assert df.attrs["langs"] == ["en", "de", "ru"]  # anchor added first
+    assert len(df) == 3 * 3 and set(df["metric"]) == {"accuracy"}
+    assert (df["n"] == task.n).all() and set(df["task"]) == {"toy"}
+    base = df[df.condition == "none"]
+    assert base[["diff", "diff_ci_low", "diff_ci_high", "p_value"]].isna().all().all()
+    zero = df[df.condition == "zero"]
+    assert (zero["diff"] == 0).all() and (zero["p_value"] == 1).all()
+    preds = df.attrs["predictions"]
+    assert len(preds) == 3 * 3 * task.n and list(preds.columns[:4]) == ["task", "lang", "condition", "item_id"]
+    # numbers equal the metrics module's on the per-item values
+    for lang in ["en", "de", "ru"]:
+        p = preds[preds.lang == lang]
+        b = p[p.condition == "none"]["accuracy"].to_numpy()
+        s = p[p.condition == "clas"]["accuracy"].to_numpy()
+        row = df[(df.lang == lang) & (df.condition == "clas")].iloc[0]
+        assert row["value"] == pytest.approx(s.mean())
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(bootstrap_ci(s, n_boot=200, seed=3))
+        ref = paired_bootstrap(b, s, n_boot=200, seed=3)
+        assert row["diff"] == pytest.approx(ref["diff"]) and row["p_value"] == pytest.approx(ref["p_value"])
+        assert row["diff_ci_low"] == pytest.approx(ref["ci_low"])
+        zp = p[p.condition == "zero"]
+        assert zp["prediction"].tolist() == p[p.condition == "none"]["prediction"].tolist()
+    assert (preds[preds.condition == "clas"]["prediction"].to_numpy() != preds[preds.condition == "none"]["prediction"].to_numpy()).any()
+    assert df.attrs["conditions"]["clas"][0]["site"] == "post"
+    assert df.attrs["baseline"] == "none"
+
+
+def test_templates_are_bound_to_each_language(tiny_llama, ns):
+    task = ToyTask()
+    stats = FakeStats(neuron_sites(tiny_llama).shape)
+    clas = ClasSteering(ns, beta=3.0, gamma=1.0)
+    mu = SetNeurons.int_mu(ns, stats, layers=[1])
+    df = evaluate(tiny_llama, task, ["de", "ru"], {"clas": clas, "mu": [mu]}, n_boot=50)
+    preds = df.attrs["predictions"]
+    assert df.attrs["baseline"] == "baseline"  # added: no unsteered condition was given
+    for lang in ["en", "de", "ru"]:
+        with steer(tiny_llama, clas.for_lang(lang)):
+            direct = task.predict(tiny_llama, lang)
+        got = preds[(preds.lang == lang) & (preds.condition == "clas")]
+        assert got["margin"].to_numpy() == pytest.approx(direct["margin"].to_numpy(), abs=0)
+        with steer(tiny_llama, mu.for_lang(lang)):
+            direct = task.predict(tiny_llama, lang)
+        got = preds[(preds.lang == lang) & (preds.condition == "mu")]
+        assert np.array_equal(got["margin"].to_numpy(), direct["margin"].to_numpy())
+
+
+def test_anchor_options_and_limit(tiny_llama, ns):
+    task = ToyTask(langs=["de", "ru"])
+    df = evaluate(tiny_llama, task, ["de"], {"off": Deactivate(ns, layers=[1])}, anchor=None, limit=3, n_boot=20)
+    assert set(df["lang"]) == {"de"} and (df["n"] == 3).all()
+    with pytest.raises(DataValidationError, match="no language 'en'"):
+        evaluate(tiny_llama, task, ["de"], None)
+
+
+def test_errors_come_before_any_work(tiny_llama, tiny_gpt2, ns):
+    task = ToyTask(langs=["en", "de", "ru", "sw"])
+    with pytest.raises(DataValidationError, match="Unknown language 'sw'"):
+        evaluate(tiny_llama, task, ["de", "sw"], {"clas": ClasSteering(ns)})
+    with pytest.raises(DataValidationError, match="no language 'xx'"):
+        evaluate(tiny_llama, task, ["xx"], {"clas": ClasSteering(ns)})
+    with pytest.raises(MismatchError):
+        evaluate(tiny_gpt2, task, ["de"], {"clas": ClasSteering(ns)})
+    with pytest.raises(DataValidationError, match="dict"):
+        evaluate(tiny_llama, task, ["de"], [ClasSteering(ns)])
+    assert task.calls == []
+
+
+def test_summarise_is_pure_and_pairs_by_item_id():
+    preds = pd.DataFrame(
+        {
+            "task": "t", "lang": "en",
+            "condition": ["b"] * 4 + ["s"] * 4,
+            "item_id": ["1", "2", "3", "4", "4", "3", "2", "1"],
+            "accuracy": [0, 0, 1, 1, 1, 1, 0, 1],
+        }
+    )
+    df = summarise(preds, ["accuracy"], baseline="b", n_boot=100)
+    s = df[df.condition == "s"].iloc[0]
+    # paired by id: 1: 0->1, 2: 0->0, 3: 1->1, 4: 1->1
+    assert s["diff"] == pytest.approx(0.25) and s["n"] == 4
+    assert math.isnan(df[df.condition == "b"].iloc[0]["diff"])
+
+
+def test_real_cloze_task(tiny_llama):
+    from clas_lens.data.tasks import load_task
+
+    task = load_task("cloze", langs=["en", "de"])
+    mask = torch.zeros(neuron_sites(tiny_llama).shape, dtype=torch.bool)
+    mask[1, :16] = True
+    df = evaluate(tiny_llama, task, ["de"], {"none": None, "off": Deactivate(mask)}, limit=2, n_boot=50)
+    assert len(df) == 4 and df.attrs["predictions"]["condition"].tolist().count("off") == 4

@@ -1,0 +1,211 @@
+"""run_sweep: cells, resume, identity checks, shards, torn lines and kill -9."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from _steering_toys import FakeNeurons, FakeStats, ToyTask
+from clas_lens.errors import DataValidationError, MismatchError
+from clas_lens.io import read_json, read_jsonl
+from clas_lens.sites import neuron_sites
+from clas_lens.sweep import COLUMNS, SweepCell, SweepGrid, load_sweep, run_sweep
+
+HERE = Path(__file__).resolve().parent
+
+
+def _grid(**kw):
+    base = dict(langs=["de"], tasks=["toy"], betas=[0.0, 2.0], gammas=[0.0, 1.0], layers=["last:1"], n_boot=50)
+    base.update(kw)
+    return SweepGrid(**base)
+
+
+def _lines(run_dir):
+    return [json.loads(l) for l in (Path(run_dir) / "sweep" / "cells.jsonl").read_text().splitlines()]
+
+
+def test_grid_cells_and_round_trip():
+    g = SweepGrid(langs=["de", "ru"], tasks=["nli", "qa"], methods=["clas", "int_mu", "deactivate"],
+                  alphas=[0.5, 1], layers=["last:2", [3, 4]], mu_values=["mean", 0])
+    cells = g.cells()
+    per_lang = 1 + 2 * 1 * 1 * 2 + 2 * 2 + 2
+    assert len(cells) == 2 * 3 * per_lang
+    keys = [c.key for c in cells]
+    assert len(set(keys)) == len(keys)
+    assert "task=nli|lang=en|method=clas|alpha=0.5|beta=0.2|gamma=0.2|layers=3,4" in keys
+    assert "task=qa|lang=ru|method=int_mu|value=0.0|layers=last:2" in keys
+    assert SweepGrid.from_dict(json.loads(json.dumps(g.to_dict()))) == g
+    assert [c.key for c in SweepGrid.from_dict(g.to_dict()).cells()] == keys  # stable
+    shards = [g.cells(rank=r, world_size=3) for r in range(3)]
+    assert sorted(c.key for s in shards for c in s) == sorted(keys)
+    with pytest.raises(DataValidationError, match="method"):
+        SweepGrid(langs=["de"], methods=["magic"])
+    with pytest.raises(DataValidationError, match="language"):
+        SweepGrid(langs=[])
+    with pytest.raises(DataValidationError, match="Unknown SweepGrid field"):
+        SweepGrid.from_dict({"langs": ["de"], "betaz": [1]})
+
+
+def test_run_resume_and_table(tiny_llama, tmp_path):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    task = ToyTask()
+    grid = _grid()
+    df = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
+    n_cells = len(grid.cells())
+    assert n_cells == 2 * (1 + 4) and len(task.calls) == n_cells
+    assert list(df.columns) == COLUMNS and len(df) == n_cells
+    assert df.attrs["n_cells"] == df.attrs["n_total"] == n_cells
+    recs = _lines(tmp_path)
+    assert len(recs) == n_cells and len({r["key"] for r in recs}) == n_cells
+    ident = read_json(tmp_path / "sweep" / "grid.json")
+    assert ident["grid"] == json.loads(json.dumps(grid.to_dict()))
+    assert ident["model_info"]["weights_sha256"]
+    # zero strength (beta = gamma = 0): identical items, diff 0
+    zero = df[(df.method == "clas") & (df.beta == 0.0) & (df.gamma == 0.0)]
+    assert len(zero) == 2 and (zero["diff"] == 0).all() and (zero["p_value"] == 1).all()
+    assert df[df.method == "baseline"]["diff"].isna().all()
+    strong = df[(df.method == "clas") & (df.beta == 2.0) & (df.gamma == 1.0)]
+    assert strong["diff"].notna().all()
+    # a rerun does nothing and returns the same table
+    again = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
+    assert len(task.calls) == n_cells and len(_lines(tmp_path)) == n_cells
+    assert again.equals(df) and load_sweep(tmp_path).equals(df)
+
+
+def test_identity_checks_and_restart(tiny_llama, tiny_gpt2, tmp_path):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    task = ToyTask()
+    grid = _grid(betas=[1.0], gammas=[0.5])
+    run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
+    with pytest.raises(MismatchError, match=r"grid\.betas: \[1\.0\] in the directory, \[1\.0, 2\.0\] now"):
+        run_sweep(tiny_llama, tmp_path, _grid(betas=[1.0, 2.0], gammas=[0.5]), neurons=ns, tasks={"toy": task})
+    with pytest.raises(MismatchError, match="neuron set"):
+        run_sweep(tiny_llama, tmp_path, grid, neurons=FakeNeurons(neuron_sites(tiny_llama).shape, seed=9), tasks={"toy": task})
+    gpt_ns = FakeNeurons(neuron_sites(tiny_gpt2).shape)
+    with pytest.raises(MismatchError, match="model"):
+        run_sweep(tiny_gpt2, tmp_path, grid, neurons=gpt_ns, tasks={"toy": task})
+    n = len(task.calls)
+    new = _grid(betas=[1.0, 2.0], gammas=[0.5])
+    df = run_sweep(tiny_llama, tmp_path, new, neurons=ns, tasks={"toy": task}, restart=True, progress=False)
+    assert len(task.calls) - n == len(new.cells()) == len(df)
+    assert read_json(tmp_path / "sweep" / "grid.json")["grid"]["betas"] == [1.0, 2.0]
+
+
+def test_methods_subsets_and_shards(tiny_llama, tmp_path):
+    shape = neuron_sites(tiny_llama).shape
+    ns, stats = FakeNeurons(shape), FakeStats(shape)
+    task = ToyTask()
+    grid = _grid(methods=["clas", "int_mu", "deactivate"], betas=[1.0], gammas=[1.0], mu_values=["mean", "zero"])
+    cells = grid.cells()
+    for r in range(2):
+        run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task},
+                  cells=grid.cells(rank=r, world_size=2), shard=f"rank{r}", progress=False)
+    files = sorted(p.name for p in (tmp_path / "sweep").glob("cells*.jsonl"))
+    assert files == ["cells.rank0.jsonl", "cells.rank1.jsonl"]
+    df = load_sweep(tmp_path)
+    assert len(df) == len(cells) and df["key"].is_unique
+    assert set(df["method"]) == {"baseline", "clas", "int_mu", "deactivate"}
+    assert set(df[df.method == "int_mu"]["value_kind"]) == {"mean", "zero"}
+    n = len(task.calls)
+    run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, progress=False)
+    assert len(task.calls) == n  # every cell already done in some shard
+    with pytest.raises(DataValidationError, match="not in this grid"):
+        run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, cells=["task=toy|lang=xx|method=baseline"])
+    with pytest.raises(DataValidationError, match="stats"):
+        run_sweep(tiny_llama, tmp_path / "other", grid, neurons=ns, tasks={"toy": task})
+
+
+def test_torn_last_line_is_repaired(tiny_llama, tmp_path):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    grid = _grid()
+    cells = grid.cells()
+    run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": ToyTask()}, cells=cells[:3], progress=False)
+    path = tmp_path / "sweep" / "cells.jsonl"
+    with open(path, "ab") as f:
+        f.write(b'{"key": "task=toy|lang=de|method=clas", "rows": [{"val')  # a crash mid-append
+    task = ToyTask()
+    df = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
+    assert len(task.calls) == len(cells) - 3
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(cells) and all(json.loads(l) for l in lines)
+    assert len(df) == len(cells)
+
+
+def test_progress_bar_counts_cells(tiny_llama, tmp_path, capfd):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    grid = _grid()
+    run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": ToyTask()}, cells=grid.cells()[:2], progress=False)
+    capfd.readouterr()
+    run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": ToyTask()}, progress=True)
+    err = capfd.readouterr().err
+    n = len(grid.cells())
+    assert "sweep cells" in err and f"2/{n}" in err and f"{n}/{n}" in err
+
+
+CHILD = """
+import sys, torch
+sys.path.insert(0, {here!r})
+torch.set_num_threads(1)
+from _steering_toys import FakeNeurons, ToyTask
+from clas_lens.sites import neuron_sites
+from clas_lens.sweep import SweepGrid, run_sweep
+from clas_lens.testing import tiny_model
+model = tiny_model("llama")
+grid = SweepGrid(**{grid!r})
+print("start", flush=True)
+run_sweep(model, {run!r}, grid, neurons=FakeNeurons(neuron_sites(model).shape),
+          tasks={{"toy": ToyTask(delay=0.5)}}, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_mid_sweep_loses_at_most_one_cell(tiny_llama, tmp_path):
+    grid_kw = dict(langs=["de"], tasks=["toy"], betas=[0.0, 1.0, 2.0], gammas=[0.5, 1.0], layers=["last:1"], n_boot=20)
+    grid = SweepGrid(**grid_kw)
+    n_cells = len(grid.cells())
+    run = str(tmp_path / "run")
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), grid=grid_kw, run=run)))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cells_path = Path(run) / "sweep" / "cells.jsonl"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if cells_path.exists() and len(read_jsonl(cells_path)) >= 3:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"child exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        else:
+            pytest.fail("the child sweep produced no cells in time")
+        time.sleep(0.2)  # land inside a cell
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = {r["key"] for r in read_jsonl(cells_path)}
+    assert 3 <= len(before) < n_cells
+    task = ToyTask()
+    df = run_sweep(tiny_llama, run, grid, neurons=FakeNeurons(neuron_sites(tiny_llama).shape), tasks={"toy": task}, progress=False)
+    assert len(task.calls) == n_cells - len(before)  # finished cells were kept, not redone
+    keys = [json.loads(l)["key"] for l in cells_path.read_text().splitlines()]
+    assert len(keys) == n_cells and len(set(keys)) == n_cells
+    assert sorted(keys) == sorted(c.key for c in grid.cells())
+    assert len(df) == n_cells and df["key"].is_unique
+
+
+def test_cell_keys_are_stable_strings():
+    c = SweepCell("nli", "de", "clas", (("alpha", 1), ("beta", 0.25), ("gamma", 0.2), ("layers", (10, 11))))
+    assert c.key == "task=nli|lang=de|method=clas|alpha=1.0|beta=0.25|gamma=0.2|layers=10,11"
+    assert c.condition == "clas|alpha=1.0|beta=0.25|gamma=0.2|layers=10,11"
