@@ -6,7 +6,9 @@ and ``M`` the item's metric, averaged over the language's items. To first order,
 a neuron everywhere changes ``M`` by ``-score``: a large positive score marks a neuron the
 metric relies on.
 
-The metric ``M`` (computed with :func:`clas_lens.scoring.option_logprobs`, grad enabled):
+The metric ``M`` (computed with :func:`clas_lens.scoring.option_logprobs`, grad enabled, with
+``share_prefix=False`` so that one forward over whole ``prompt + option`` rows shows every
+position to the hooks exactly once):
 
 * ``"choice"`` items -- the margin: log-prob of the correct option minus the best other option;
 * ``"generate"`` items -- the log-prob of the first reference answer after the prompt (a
@@ -39,7 +41,7 @@ of k neurons and reports the mean metric drop of each.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

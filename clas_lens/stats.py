@@ -620,7 +620,7 @@ class NeuronStats:
 
         >>> from clas_lens.testing import tiny_model
         >>> s = collect_stats(tiny_model("llama"), {"en": ["a cat"]})
-        >>> s.check_model(tiny_model("gpt2"))
+        >>> s.check_model(tiny_model("gpt2"))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         clas_lens.errors.MismatchError: These statistics were computed on model ...
@@ -686,8 +686,9 @@ def collect_stats(
         truncation: ``"warn"`` (cut over-long texts, one warning with the count) or
             ``"error"`` (raise :class:`~clas_lens.errors.ContextLengthError`).
         per_sentence: also keep each sentence's mean activation per neuron (float16,
-            ``sentence x layer x neuron``; memory grows with the corpus) -- needed by
-            ``identify_neurons(method="ap")``.
+            ``sentence x layer x neuron``, clipped to +-65504; memory grows with the corpus)
+            -- needed by ``identify_neurons(method="ap")``. A sentence with no real token
+            (empty text) adds nothing to the sums and gets a per-sentence mean of 0.
         langs: subset of the corpus languages (default: all).
         padding_side: ``"right"`` or ``"left"``; statistics do not depend on it.
         progress: show a tqdm bar (default: only for more than 8 batches).
