@@ -21,17 +21,29 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.stamp-*
 	touch $(STAMP)
 
+# The whole pipeline on the embedded default (Gemma-3-270M, embedded corpus and tasks).
 demo: $(STAMP)
-	$(VENV)/bin/clas-lens info
+	$(VENV)/bin/clas-lens run clas_lens/configs/demo.toml
 
+# Unit tests and doctests, integration tests on the embedded model, and every notebook.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=15 --doctest-modules --ignore=clas_lens/__main__.py clas_lens tests
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake notebooks/*.ipynb
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 test-integration: $(STAMP)
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake notebooks/*.ipynb
+
+# The paper figure set in figures/ (PNG + SVG), rebuilt from the demo run directory.
+figures: $(STAMP)
+	test -f runs/demo/run.json || $(MAKE) demo
+	$(VENV)/bin/clas-lens figures runs/demo --formats html,png,svg
+	cp runs/demo/figures/*.png runs/demo/figures/*.svg figures/
 
 # Every benchmarks/bench_*.py in turn, one torch thread each (the scripts also call
 # torch.set_num_threads(1)); each prints `name: value` lines. GPU: benchmarks/gpu_check.sh.

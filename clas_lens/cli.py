@@ -118,6 +118,170 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(df) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 20, "display.width", 140, "display.float_format", "{:.3f}".format):
+        print(df.to_string(index=False))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole pipeline into a run directory, then a summary."""
+    import time
+
+    from clas_lens.config import RunConfig, default_config_path
+    from clas_lens.pipeline import print_summary, run_pipeline
+
+    cfg = RunConfig.from_toml(args.config or default_config_path())
+    if args.out_dir:
+        cfg.run.out_dir = args.out_dir
+    t0 = time.perf_counter()
+    run_dir = run_pipeline(cfg, restart=args.restart, figures=not args.no_figures)
+    print(f"\nrun directory: {run_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
+    print_summary(run_dir)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """Rebuild every figure of a run directory from its saved files (no model)."""
+    from clas_lens.pipeline import make_figures
+
+    written = make_figures(args.run_dir, formats=tuple(args.formats.split(",")))
+    for name, files in written.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in files.items()))
+    return 0
+
+
+def cmd_neurons(args: argparse.Namespace) -> int:
+    """Identify neurons from saved statistics."""
+    from clas_lens.neurons import identify_neurons
+    from clas_lens.stats import NeuronStats
+
+    params = dict(_parse_param(p) for p in args.param)
+    neurons = identify_neurons(NeuronStats.load(args.stats), args.method, **params)
+    neurons.save(args.out)
+    counts = neurons.counts()
+    _print_table(counts.groupby(["category", "lang"], dropna=False)["count"].sum().reset_index())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _parse_param(text: str):
+    if "=" not in text:
+        raise SystemExit(f"--param {text!r}: use NAME=VALUE, e.g. --param prob_threshold=0.5")
+    k, v = text.split("=", 1)
+    for cast in (int, float):
+        try:
+            return k, cast(v)
+        except ValueError:
+            pass
+    return k, v
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a task per language, unsteered and under CLAS / Int-mu."""
+    import clas_lens
+    from clas_lens.io import atomic_write_text
+    from clas_lens.neurons import NeuronSet
+    from clas_lens.stats import NeuronStats
+
+    model = clas_lens.load_model(args.model, device=args.device)
+    langs = args.langs.split(",")
+    task = clas_lens.load_task(args.task, langs=langs)
+    conditions = {"baseline": None}
+    if args.neurons:
+        neurons = NeuronSet.load(args.neurons)
+        conditions["clas"] = clas_lens.ClasSteering(neurons, layers=args.layers, beta=args.beta, gamma=args.gamma)
+        if args.stats:
+            conditions["int_mu"] = clas_lens.SetNeurons.int_mu(neurons, NeuronStats.load(args.stats), layers=args.layers)
+    df = clas_lens.evaluate(model, task, langs, conditions, limit=args.limit)
+    df.attrs = {}
+    _print_table(df[["task", "lang", "condition", "metric", "value", "ci_low", "ci_high", "n", "diff", "p_value"]])
+    if args.out:
+        atomic_write_text(args.out, df.to_csv(index=False))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    """Residual-stream cluster metrics per layer (and after CLAS, with --neurons)."""
+    import pandas as pd
+
+    import clas_lens
+    from clas_lens.io import atomic_write_text
+    from clas_lens.neurons import NeuronSet
+
+    model = clas_lens.load_model(args.model, device=args.device)
+    corpus = clas_lens.load_corpus(args.corpus, langs=args.langs.split(",") if args.langs else None)
+    if args.limit:
+        corpus = corpus.subset(ids=corpus.ids[: args.limit])
+    reps = [clas_lens.residual_reps(model, corpus, pooling=args.pooling, condition="base")]
+    if args.neurons:
+        clas = clas_lens.ClasSteering(NeuronSet.load(args.neurons), layers=args.layers, beta=args.beta, gamma=args.gamma)
+        reps.append(clas_lens.residual_reps(model, corpus, pooling=args.pooling, intervention=clas, condition="clas"))
+    metrics = pd.concat([clas_lens.cluster_metrics(r) for r in reps], ignore_index=True)
+    sil = metrics[(metrics.metric == "silhouette_cosine") & (metrics.lang == "all")]
+    _print_table(sil.pivot_table(index="layer", columns="condition", values="value").reset_index())
+    if args.out:
+        atomic_write_text(args.out, metrics.to_csv(index=False))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
+    p.add_argument("--device", default="cpu")
+
+
+def _steer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layers", default="last:4", help="bridge layers: 'last:k' (default last:4)")
+    p.add_argument("--beta", type=float, default=0.2, help="boost of shared neurons (default 0.2)")
+    p.add_argument("--gamma", type=float, default=0.2, help="suppression of specific neurons (default 0.2)")
+
+
+def add_pipeline_commands(sub) -> None:
+    run = sub.add_parser("run", help="the whole pipeline (stats, neurons, sweep, clusters, divergence test, figures)")
+    run.add_argument("config", nargs="?", help="a TOML run config (default: the embedded demo config)")
+    run.add_argument("--out-dir", help="override [run] out_dir")
+    run.add_argument("--restart", action="store_true", help="delete an existing run directory with another config")
+    run.add_argument("--no-figures", action="store_true", help="skip figure export")
+    run.set_defaults(func=cmd_run)
+
+    fig = sub.add_parser("figures", help="rebuild every figure of a run directory (no model needed)")
+    fig.add_argument("run_dir")
+    fig.add_argument("--formats", default="html,png,svg", help="comma-separated: html,png,svg,pdf")
+    fig.set_defaults(func=cmd_figures)
+
+    neu = sub.add_parser("neurons", help="identify neurons from saved statistics")
+    neu.add_argument("stats", help="a stats.safetensors written by `clas-lens stats`")
+    neu.add_argument("--method", default="clas", choices=["clas", "lape", "ap", "mean"])
+    neu.add_argument("--param", action="append", default=[], help="method parameter NAME=VALUE (repeatable)")
+    neu.add_argument("--out", default="neurons.safetensors")
+    neu.set_defaults(func=cmd_neurons)
+
+    ev = sub.add_parser("eval", help="evaluate a task per language, unsteered and steered")
+    _model_args(ev)
+    ev.add_argument("--task", default="cloze", choices=["cloze", "nli", "qa", "xnli", "xquad"])
+    ev.add_argument("--langs", default="en,de,sw")
+    ev.add_argument("--neurons", help="a neurons.safetensors: adds the CLAS condition")
+    ev.add_argument("--stats", help="a stats.safetensors: with --neurons adds Int-mu")
+    ev.add_argument("--limit", type=int, help="first N items per language")
+    ev.add_argument("--out", help="write the tidy table as CSV")
+    _steer_args(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    cl = sub.add_parser("clusters", help="residual-stream language cluster metrics per layer")
+    _model_args(cl)
+    cl.add_argument("--corpus", default="default")
+    cl.add_argument("--langs", help="comma-separated languages (default: all of the corpus)")
+    cl.add_argument("--limit", type=int, default=48, help="parallel sentences per language")
+    cl.add_argument("--pooling", default="mean", choices=["mean", "last"])
+    cl.add_argument("--neurons", help="a neurons.safetensors: adds the after-CLAS condition")
+    cl.add_argument("--out", help="write the metrics as CSV")
+    _steer_args(cl)
+    cl.set_defaults(func=cmd_clusters)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="clas-lens",
@@ -152,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun)")
     stats.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
     stats.set_defaults(func=cmd_stats)
+
+    add_pipeline_commands(sub)
     return p
 
 

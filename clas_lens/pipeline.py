@@ -357,3 +357,27 @@ def divergence_points(gains: pd.DataFrame, deltas: pd.DataFrame, test: pd.DataFr
     if len(ali):
         pts["delta_alignment"] = pts.lang.map(d[d.metric == ali.iloc[0]["metric"]].set_index("lang")["delta"])
     return pts
+
+
+def print_summary(run_dir: str | Path, out: Callable[[str], None] = print) -> None:
+    """Print the run's summary: per-language gains (CLAS, Int-mu) with CIs, whether the anchor
+    kept its score, and the divergence test (r, CI, p, n) for separation and alignment."""
+    run_dir = Path(run_dir)
+    cfg = RunConfig.from_dict(read_json(run_dir / "run.json")["config"])
+    table = summary_table(run_dir)
+    f = focus_setting(cfg)
+    out(f"per-language gains at CLAS alpha={f['alpha']}, beta={f['beta']}, gamma={f['gamma']} "
+        f"(paired bootstrap 95% CI, p), Int-mu beside it:")
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        out(table.to_string(index=False))
+    anchor = table[table.lang == cfg.corpus.anchor]
+    for _, row in anchor.iterrows():
+        gain = row.get("clas_gain")
+        if pd.notna(gain):
+            kept = "kept" if gain >= 0 or float(str(row["clas_ci"]).strip("[]").split(",")[1]) >= 0 else "DROPPED"
+            out(f"anchor {cfg.corpus.anchor} on {row['task']}: CLAS gain {gain:+.3f} {row['clas_ci']} -> {kept}")
+    div = pd.read_csv(run_dir / "clusters" / "divergence.csv")
+    out("divergence test (task gain vs cluster-metric delta across languages):")
+    cols = [c for c in ("hypothesis", "metric", "layer", "method", "r", "ci_low", "ci_high", "p_value", "n") if c in div]
+    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+        out(div[cols].to_string(index=False))
