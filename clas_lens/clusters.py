@@ -309,39 +309,10 @@ def _counts(items: Iterable) -> dict:
 # ----------------------------------------------------------------------------------------------
 # residual_reps
 # ----------------------------------------------------------------------------------------------
-class _DictCorpus:
-    """A ``{lang: [texts]}`` mapping seen as a parallel corpus (ids "0", "1", ...)."""
-
-    def __init__(self, data: Mapping[str, Sequence[str]]):
-        lens = {l: len(t) for l, t in data.items()}
-        if len(set(lens.values())) > 1:
-            raise DataValidationError(
-                f"A dict corpus must give every language the same number of parallel texts; got {lens}."
-            )
-        self._data = {str(l): list(t) for l, t in data.items()}
-        self.langs = list(self._data)
-        n = next(iter(lens.values()), 0)
-        self.ids = [str(i) for i in range(n)]
-
-    def texts(self, lang: str) -> list[str]:
-        return self._data[lang]
-
-    def hash(self) -> str:
-        from clas_lens.io import sha256_json
-
-        return sha256_json(self._data)
-
-
 def _as_corpus(corpus):
-    if isinstance(corpus, Mapping):
-        return _DictCorpus(corpus)
-    for attr in ("langs", "ids", "texts"):
-        if not hasattr(corpus, attr):
-            raise DataValidationError(
-                f"residual_reps needs a parallel corpus (.langs, .ids, .texts(lang)) or a dict "
-                f"{{lang: [texts]}}; got {type(corpus).__name__} without .{attr}."
-            )
-    return corpus
+    from clas_lens.data.corpus import as_corpus
+
+    return as_corpus(corpus, what="residual_reps")
 
 
 def _as_list(intervention) -> list:

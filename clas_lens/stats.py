@@ -66,39 +66,10 @@ class _StopForward(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-class _DictCorpus:
-    """Adapter so that ``{lang: [texts]}`` can stand in for a ParallelCorpus."""
-
-    def __init__(self, data: Mapping[str, Sequence[str]]):
-        lengths = {lang: len(texts) for lang, texts in data.items()}
-        if not lengths:
-            raise DataValidationError("The corpus has no languages: pass {lang: [texts]}.")
-        if len(set(lengths.values())) > 1:
-            raise DataValidationError(
-                f"Parallel texts must have the same number of sentences per language; got {lengths}."
-            )
-        self._data = {lang: [str(t) for t in texts] for lang, texts in data.items()}
-        self.langs = list(self._data)
-        n = next(iter(lengths.values()))
-        self.ids = [f"s{i:05d}" for i in range(n)]
-
-    def texts(self, lang: str) -> list[str]:
-        return self._data[lang]
-
-    def hash(self) -> str:
-        return sha256_json(self._data)
-
-
 def _as_corpus(corpus: Any) -> Any:
-    if isinstance(corpus, Mapping):
-        return _DictCorpus(corpus)
-    for attr in ("langs", "ids", "texts"):
-        if not hasattr(corpus, attr):
-            raise DataValidationError(
-                f"{type(corpus).__name__} is not a parallel corpus (no .{attr}): pass a "
-                "clas_lens ParallelCorpus or a dict {lang: [texts]}."
-            )
-    return corpus
+    from clas_lens.data.corpus import as_corpus
+
+    return as_corpus(corpus, what="collect_stats")
 
 
 def _corpus_hash(corpus: Any) -> str | None:

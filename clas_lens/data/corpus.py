@@ -639,3 +639,49 @@ def load_corpus(
         f"Unknown corpus {str(name_or_path)!r}: pass 'default' (embedded), 'flores' (FLORES-200 via "
         "datasets) or the path of a .jsonl file or folder of {lang}.jsonl files."
     )
+
+
+class DictCorpus:
+    """A light ``{lang: [texts]}`` stand-in for a :class:`ParallelCorpus` (ids ``"0"``, ``"1"``...).
+
+    No language-code or language-ID validation: analysis functions accept it so quick
+    experiments need no corpus object. Aligned lengths are required.
+
+    >>> c = DictCorpus({"en": ["a cat"], "de": ["eine Katze"]})
+    >>> c.langs, c.ids, c.texts("de")
+    (['en', 'de'], ['0'], ['eine Katze'])
+    """
+
+    def __init__(self, data: Mapping[str, Sequence[str]]):
+        lengths = {str(lang): len(texts) for lang, texts in data.items()}
+        if not lengths:
+            raise DataValidationError("The corpus has no languages: pass {lang: [texts]}.")
+        if len(set(lengths.values())) > 1:
+            raise DataValidationError(
+                f"Parallel texts must have the same number of sentences per language; got {lengths}."
+            )
+        self._data = {str(lang): [str(t) for t in texts] for lang, texts in data.items()}
+        self.langs = list(self._data)
+        self.ids = [str(i) for i in range(next(iter(lengths.values())))]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def texts(self, lang: str) -> list[str]:
+        return self._data[lang]
+
+    def hash(self) -> str:
+        return sha256_json(self._data)
+
+
+def as_corpus(corpus: Any, *, what: str = "this function") -> Any:
+    """A parallel corpus from a ParallelCorpus-like object or a ``{lang: [texts]}`` dict."""
+    if isinstance(corpus, Mapping):
+        return DictCorpus(corpus)
+    for attr in ("langs", "ids", "texts"):
+        if not hasattr(corpus, attr):
+            raise DataValidationError(
+                f"{what} needs a parallel corpus (.langs, .ids, .texts(lang)) or a dict "
+                f"{{lang: [texts]}}; got {type(corpus).__name__} without .{attr}."
+            )
+    return corpus
