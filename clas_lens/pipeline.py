@@ -328,6 +328,8 @@ def make_figures(run_dir: str | Path, *, formats=("html", "png", "svg"), log: Ca
         figs[f"sweep_{task}"] = plotting.sweep_curves(clas, x="beta", metric=metric)
     f = focus_setting(cfg)
     focus = sweep[(sweep.method != "clas") | ((sweep.beta.astype(float) - f["beta"]).abs() < 1e-12)]
+    short = {"clas": f"CLAS β={f['beta']:g}", "int_mu": "Int-mu", "deactivate": "deactivate"}
+    focus = focus.assign(condition=[short.get(m, c) for m, c in zip(focus.method, focus.condition)])
     figs["language_gains"] = plotting.language_gains(focus, anchor=cfg.corpus.anchor)
     metrics = pd.read_csv(run_dir / "clusters" / "metrics.csv")
     figs["silhouette_by_layer"] = plotting.cluster_by_layer(metrics, metric=cfg.clusters.divergence_metric)
