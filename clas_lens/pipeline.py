@@ -5,7 +5,7 @@
 1. neuron statistics on the parallel corpus (``stats.safetensors``; also cached across runs
    under the clas_lens cache, keyed by model weights, corpus content and settings);
 2. neuron identification (``neurons.safetensors``);
-3. the steering sweep per task (``sweeps/<task>/cells.jsonl``, one line per finished cell);
+3. the steering sweep per task (``sweeps/<task>/sweep/cells.jsonl``, one line per finished cell);
 4. residual-stream representations before and after CLAS (``reps/base``, ``reps/clas``),
    cluster metrics and their deltas (``clusters/*.csv``);
 5. the functional-divergence test (``clusters/divergence.csv``) and a 2-D projection;
