@@ -984,6 +984,28 @@ class _NeuronEdit(Intervention):
             return _source_langs(self.mask)
         return None
 
+    def _init_table(self, what: str, spec: Any, noun: str, *, stats=None, quantiles=None, quantile_levels=None) -> None:
+        """Site, model identity and the value table of SetNeurons / AddNeurons from ``spec``."""
+        if self.site is None:
+            self.site = getattr(stats, "site", None) or "post"
+        check_site(self.site)
+        if stats is not None and getattr(stats, "site", None) not in (None, self.site):
+            raise MismatchError(
+                f"The NeuronStats were collected at site {stats.site!r} but {what}(site={self.site!r}): "
+                "setting or adding a value is site dependent; pass site=stats.site."
+            )
+        if self.model_info is None:
+            self.model_info = _info_dict(getattr(stats, "model_info", None))
+        self._validate_common()
+        if self.values is None:
+            langs = [self.target_lang] if self.target_lang is not None else self._mask_langs()
+            self.values = _resolve_table(
+                spec, what=what, langs=langs, stats=stats, quantiles=quantiles,
+                quantile_levels=quantile_levels,
+            )
+        if self.target_lang is not None and self._table_langs() is not None:
+            _check_lang(self.target_lang, self._table_langs(), f"{what}' {noun}")
+
     def _table(self) -> Any:
         return 0.0
 
@@ -1129,25 +1151,10 @@ class SetNeurons(_NeuronEdit):
 
     def __post_init__(self, stats=None, quantiles=None, quantile_levels=None) -> None:
         self.alpha = _check_strength("alpha", self.alpha)
-        if self.site is None:
-            self.site = getattr(stats, "site", None) or "post"
-        check_site(self.site)
-        if stats is not None and getattr(stats, "site", None) not in (None, self.site):
-            raise MismatchError(
-                f"The NeuronStats were collected at site {stats.site!r} but SetNeurons(site={self.site!r}): "
-                "setting a value is site dependent; pass site=stats.site."
-            )
-        if self.model_info is None:
-            self.model_info = _info_dict(getattr(stats, "model_info", None))
-        self._validate_common()
-        if self.values is None:
-            langs = [self.target_lang] if self.target_lang is not None else self._mask_langs()
-            self.values = _resolve_table(
-                self.value, what="SetNeurons", langs=langs, stats=stats, quantiles=quantiles,
-                quantile_levels=quantile_levels,
-            )
-        if self.target_lang is not None and self._table_langs() is not None:
-            _check_lang(self.target_lang, self._table_langs(), "SetNeurons' values")
+        self._init_table(
+            "SetNeurons", self.value, "values", stats=stats, quantiles=quantiles,
+            quantile_levels=quantile_levels,
+        )
 
     def _table(self) -> Any:
         return self.values
@@ -1278,22 +1285,7 @@ class AddNeurons(_NeuronEdit):
 
     def __post_init__(self, stats=None) -> None:
         self.scale = _check_strength("scale", self.scale)
-        if self.site is None:
-            self.site = getattr(stats, "site", None) or "post"
-        check_site(self.site)
-        if stats is not None and getattr(stats, "site", None) not in (None, self.site):
-            raise MismatchError(
-                f"The NeuronStats were collected at site {stats.site!r} but AddNeurons(site={self.site!r}); "
-                "pass site=stats.site."
-            )
-        if self.model_info is None:
-            self.model_info = _info_dict(getattr(stats, "model_info", None))
-        self._validate_common()
-        if self.values is None:
-            langs = [self.target_lang] if self.target_lang is not None else self._mask_langs()
-            self.values = _resolve_table(self.amount, what="AddNeurons", langs=langs, stats=stats, quantiles=None, quantile_levels=None)
-        if self.target_lang is not None and self._table_langs() is not None:
-            _check_lang(self.target_lang, self._table_langs(), "AddNeurons' amounts")
+        self._init_table("AddNeurons", self.amount, "amounts", stats=stats)
 
     def _table(self) -> Any:
         return self.values

@@ -109,3 +109,18 @@ class FakeStats:
 
     def mean(self, lang):
         return self._mean[lang].clone()
+
+
+class DuckCorpus:
+    """The minimal corpus interface (langs, ids, texts, hash) that analysis functions rely on."""
+
+    def __init__(self, data, ids=None):
+        self.data = data
+        self.langs = list(data)
+        self.ids = ids or [f"x{i}" for i in range(len(next(iter(data.values()))))]
+
+    def texts(self, lang):
+        return list(self.data[lang])
+
+    def hash(self):
+        return "hash-" + "-".join(self.ids)

@@ -27,6 +27,7 @@ from clas_lens.clusters import (
 )
 from clas_lens.errors import DataValidationError, MismatchError
 from clas_lens.testing import hf_reference
+from _steering_toys import DuckCorpus
 
 TEXTS = {
     "en": ["The cat sat on the mat.", "One two three", "Monday", "The dog sleeps in the garden today.", "Hello"],
@@ -35,19 +36,6 @@ TEXTS = {
 }
 
 
-class DuckCorpus:
-    """The minimal corpus interface residual_reps relies on."""
-
-    def __init__(self, data, ids=None):
-        self.data = data
-        self.langs = list(data)
-        self.ids = ids or [f"x{i}" for i in range(len(next(iter(data.values()))))]
-
-    def texts(self, lang):
-        return list(self.data[lang])
-
-    def hash(self):
-        return "hash-" + "-".join(self.ids)
 
 
 CORPUS = DuckCorpus(TEXTS)

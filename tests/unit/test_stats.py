@@ -14,6 +14,7 @@ from clas_lens.errors import ContextLengthError, DataValidationError, MismatchEr
 from clas_lens.sites import neuron_sites
 from clas_lens.stats import NeuronStats, collect_quantiles, collect_stats
 from clas_lens.testing import hf_reference
+from _steering_toys import DuckCorpus
 
 TEXTS = {
     "en": ["The cat sat on the mat.", "One two three", "Monday", "The dog sleeps in the garden today."],
@@ -22,19 +23,6 @@ TEXTS = {
 }
 
 
-class DuckCorpus:
-    """The minimal corpus interface collect_stats relies on."""
-
-    def __init__(self, data, ids=None):
-        self.data = data
-        self.langs = list(data)
-        self.ids = ids or [f"x{i}" for i in range(len(next(iter(data.values()))))]
-
-    def texts(self, lang):
-        return list(self.data[lang])
-
-    def hash(self):
-        return "hash-" + "-".join(self.ids)
 
 
 # ---------------------------------------------------------------------------------------------
