@@ -158,6 +158,14 @@ def _run_reading(model, enc: Encoded, layers: list[int], hooks: list) -> None:
         pass
 
 
+def _layer_read_hooks(sites, site: str, layers: list[int], on_values) -> list:
+    """Read hooks calling ``on_values(layer, values)`` at ``site`` of every layer in ``layers``."""
+    hooks = []
+    for layer in layers:
+        hooks += sites.read_hooks(site, layer, lambda v, layer=layer: on_values(layer, v))
+    return hooks
+
+
 def _progress(total: int, progress: bool | None, desc: str):
     from tqdm.auto import tqdm
 
@@ -710,9 +718,7 @@ def collect_stats(
         if layer == layers[-1]:
             raise _StopForward
 
-    hooks = []
-    for layer in layers:
-        hooks += sites.read_hooks(site, layer, lambda v, layer=layer: on_values(layer, v))
+    hooks = _layer_read_hooks(sites, site, layers, on_values)
 
     n_batches = sum(math.ceil(len(ids) / batch_size) for _ in langs)
     n_trunc = 0
@@ -865,9 +871,7 @@ def collect_quantiles(
         if layer == layers[-1]:
             raise _StopForward
 
-    hooks = []
-    for layer in layers:
-        hooks += sites.read_hooks(site, layer, lambda v, layer=layer: on_values(layer, v))
+    hooks = _layer_read_hooks(sites, site, layers, on_values)
     n_batches = sum(math.ceil(len(ids) / batch_size) for _ in langs)
     n_trunc = 0
     with _progress(n_batches, progress, "neuron quantiles") as bar:

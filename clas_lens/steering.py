@@ -984,6 +984,16 @@ class _NeuronEdit(Intervention):
             return _source_langs(self.mask)
         return None
 
+    @classmethod
+    def from_dict(cls, d: Mapping):
+        """Rebuild from :meth:`to_dict` (masks as index lists, value tables where present)."""
+        d = dict(d)
+        d.pop("type", None)
+        d["mask"] = _source_from_dict(d["mask"])
+        if "values" in d:
+            d["values"] = _table_from_dict(d["values"])
+        return cls(**d)
+
     def _init_table(self, what: str, spec: Any, noun: str, *, stats=None, quantiles=None, quantile_levels=None) -> None:
         """Site, model identity and the value table of SetNeurons / AddNeurons from ``spec``."""
         if self.site is None:
@@ -1189,13 +1199,6 @@ class SetNeurons(_NeuronEdit):
         d.update(value=_value_label(self.value), alpha=self.alpha, values=_table_to_dict(self.values, self._where), model_info=self.model_info)
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "SetNeurons":
-        d = dict(d)
-        d.pop("type", None)
-        d["mask"] = _source_from_dict(d["mask"])
-        d["values"] = _table_from_dict(d["values"])
-        return cls(**d)
 
 
 @register_intervention
@@ -1240,12 +1243,6 @@ class Deactivate(_NeuronEdit):
         d.update(alpha=self.alpha, model_info=self.model_info)
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "Deactivate":
-        d = dict(d)
-        d.pop("type", None)
-        d["mask"] = _source_from_dict(d["mask"])
-        return cls(**d)
 
 
 @register_intervention
@@ -1316,13 +1313,6 @@ class AddNeurons(_NeuronEdit):
         d.update(amount=_value_label(self.amount), scale=self.scale, values=_table_to_dict(self.values, self._where), model_info=self.model_info)
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "AddNeurons":
-        d = dict(d)
-        d.pop("type", None)
-        d["mask"] = _source_from_dict(d["mask"])
-        d["values"] = _table_from_dict(d["values"])
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------
