@@ -54,7 +54,7 @@ from clas_lens.sites import check_site, neuron_sites
 __all__ = ["attribute_neurons", "ablation_check", "item_metric"]
 
 #: Languages written without spaces between words: no space before a scored answer.
-NO_SPACE_LANGS = frozenset({"zh", "ja", "th"})
+from clas_lens.languages import NO_SPACE_LANGS  # noqa: E402
 
 
 def _mode(task, item) -> str:

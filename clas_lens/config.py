@@ -22,7 +22,7 @@ from typing import Any
 
 from clas_lens.errors import DataValidationError
 
-EMBEDDED_LANGS = ["en", "de", "es", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw"]
+from clas_lens.languages import EMBEDDED_LANGS  # noqa: E402
 
 
 @dataclass(kw_only=True)
@@ -114,7 +114,7 @@ _ALLOWED: dict[str, list] = {
     "eval.gain_metric": ["accuracy", "f1", "exact_match"],
 }
 _ALLOWED_ITEMS: dict[str, list] = {
-    "corpus.langs": EMBEDDED_LANGS,
+    "corpus.langs": list(EMBEDDED_LANGS),
     "steering.methods": ["clas", "int_mu", "lape_deactivate", "diffmean"],
     "eval.tasks": ["cloze", "nli", "qa", "xnli", "xquad"],
     "figures.formats": ["html", "png", "svg", "pdf"],

@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 #: Languages scored on characters (written without spaces between words), as in MLQA.
-CHARACTER_LEVEL_LANGS: frozenset[str] = frozenset({"zh", "ja", "th"})
+from clas_lens.languages import NO_SPACE_LANGS as CHARACTER_LEVEL_LANGS  # one definition
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 _EN_ARTICLES = re.compile(r"\b(a|an|the)\b", flags=re.UNICODE)
