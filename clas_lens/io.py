@@ -117,3 +117,79 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sha256_json(obj: Any) -> str:
     """Hex sha256 of a JSON-serialisable object (keys sorted)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The one persistence pattern: tensors in a safetensors file, JSON metadata in its header
+# ---------------------------------------------------------------------------------------------
+_META_KEY = "clas_lens"
+_CHECKSUM_KEY = "content_sha256"
+
+
+def _tensors_digest(tensors: dict) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(name.encode("utf-8"))
+        h.update(str(t.dtype).encode("ascii"))
+        h.update(repr(tuple(t.shape)).encode("ascii"))
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict, meta: dict, fmt: str) -> Path:
+    """Write ``tensors`` and JSON ``meta`` (tagged with format ``fmt`` and a content checksum)
+    to one safetensors file, atomically. Read it back with :func:`load_tensors`.
+
+    >>> import tempfile, pathlib, torch
+    >>> p = save_tensors(pathlib.Path(tempfile.mkdtemp()) / "x.safetensors", {"a": torch.ones(2)}, {"k": 1}, "demo/1")
+    >>> meta, t = load_tensors(p, "demo/1", "demo")
+    >>> meta["k"], t["a"].tolist()
+    (1, [1.0, 1.0])
+    """
+    from safetensors.torch import save as st_save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    tensors = {k: (v.reshape(1) if v.ndim == 0 else v) for k, v in tensors.items()}
+    meta = {**meta, "format": fmt, _CHECKSUM_KEY: _tensors_digest(tensors)}
+    data = st_save(tensors, metadata={_META_KEY: json.dumps(meta, default=str)})
+    return atomic_write_bytes(path, data)
+
+
+def load_tensors(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, dict]:
+    """Read a file written by :func:`save_tensors`: ``(meta, tensors)``.
+
+    Raises :class:`~clas_lens.errors.DataValidationError` naming the file when it is missing
+    metadata, holds another format, or its tensors do not match the stored checksum (a
+    corrupted or edited file). Files written before checksums existed load without the check.
+    """
+    from safetensors import safe_open
+
+    from clas_lens.errors import DataValidationError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No {what} file at {path}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types
+        raise DataValidationError(f"{path} is not a readable safetensors file ({e}).") from e
+    if _META_KEY not in header:
+        raise DataValidationError(f"{path} has no clas_lens metadata: it was not written by {what}.save().")
+    try:
+        meta = json.loads(header[_META_KEY])
+    except json.JSONDecodeError as e:
+        raise DataValidationError(f"{path}: its clas_lens metadata is not valid JSON ({e}).") from e
+    if meta.get("format") != fmt:
+        raise DataValidationError(f"{path} holds {meta.get('format')!r}, not {fmt!r} ({what}).")
+    stored = meta.get(_CHECKSUM_KEY)
+    if stored is not None and stored != _tensors_digest(tensors):
+        raise DataValidationError(
+            f"{path}: the tensors do not match their stored checksum (the file is corrupted or was "
+            f"edited). Recompute the {what} and save it again."
+        )
+    return meta, tensors

@@ -170,6 +170,37 @@ def model_info(model: Any) -> ModelInfo:
     return info
 
 
+def check_model_identity(model: Any, info: Any, what: str, *, site: str | None = None, stored_site: str | None = None) -> None:
+    """The one check that a saved result belongs to ``model`` (and, if given, to ``site``).
+
+    ``info`` is the ``model_info(...).to_dict()`` recorded with the result (or a ModelInfo); a
+    missing or empty record is not checked. Raises :class:`~clas_lens.errors.MismatchError`
+    naming both models and the fix.
+
+    >>> from clas_lens.testing import tiny_model
+    >>> m = tiny_model("llama")
+    >>> check_model_identity(m, model_info(m).to_dict(), "statistics")  # same model: no error
+    """
+    from clas_lens.errors import MismatchError
+
+    if info is not None and not isinstance(info, dict):
+        info = info.to_dict()
+    if info and info.get("weights_sha256"):
+        mine = model_info(model)
+        if info["weights_sha256"] != mine.weights_sha256:
+            raise MismatchError(
+                f"These {what} were computed on model {info.get('model_id')!r} (weights sha256 "
+                f"{str(info['weights_sha256'])[:16]}...) but are being used with model "
+                f"{mine.model_id!r} (weights sha256 {mine.weights_sha256[:16]}...). "
+                f"Recompute the {what} on this model."
+            )
+    if site is not None and stored_site is not None and site != stored_site:
+        raise MismatchError(
+            f"These {what} were computed at neuron site {stored_site!r} but are being used at "
+            f"site {site!r}. Use site={stored_site!r} or recompute them at {site!r}."
+        )
+
+
 def _boot(source: str, *, device, dtype, trust_remote_code: bool, **kwargs):
     from transformer_lens.model_bridge import TransformerBridge
 
