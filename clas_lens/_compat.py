@@ -3,8 +3,9 @@
 TransformerLens 4.3.0 + transformers 5.24: transformers renamed the attention layers' cache
 argument from ``past_key_values`` to ``cache`` (a ``deprecate_kwarg`` shim renames what callers
 pass). The bridge's attention components look the cache up under the old names only, so no
-key/value is ever stored and every cached decode step attends to itself alone: this is the
-"cached greedy generation diverges from HF" bug recorded in ENVIRONMENT.md. The fix below makes
+key/value is ever stored and every cached decode step attends to itself alone, so cached
+greedy generation diverges from HF greedy after a few tokens (docs/architecture.md, "Upstream
+workarounds"). The fix below makes
 ``_update_kv_cache`` find the cache under either name. It is applied once, on import of
 clas_lens.generation, and is tested token for token against HF greedy decoding.
 """

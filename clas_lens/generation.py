@@ -9,7 +9,8 @@ decoding (``do_sample=False``), checked token for token in the tests:
   explicit positions and the full attention mask; only the new token runs through the blocks.
 
 The bridge's own ``generate`` with its KV cache diverges from HF greedy in TransformerLens
-4.3.0 (see ENVIRONMENT.md), which is why clas_lens has its own loop.
+4.3.0 (the cache is never filled, see :mod:`clas_lens._compat` and docs/architecture.md,
+"Upstream workarounds"), which is why clas_lens has its own loop.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Axis names used across clas_lens (jaxtyping dims): ``batch``, ``pos``, ``layer``, ``neuron``
 (= ``d_mlp``), ``lang``, ``sentence``, ``d_model``.
 
-Two sites are offered (METHODS.md):
+Two sites are offered (docs/methods.md, "Neuron sites"):
 
 * ``post`` -- the down projection's input, ``act_fn(gate(x)) * up(x)`` for gated MLPs
   (Llama, Gemma, Qwen) and ``act_fn(W_in x)`` for GPT-2-style MLPs. TransformerLens hook

@@ -48,6 +48,8 @@ Record per-language MLP neuron statistics on parallel sentences, then sort neuro
 **all-shared**, **partial-shared**, **language-specific** and **non-activated** ones (CLAS /
 "Sharing Matters"), and compare with LAPE's language-specific neurons.
 Sizes are set in the parameters cell; the defaults run in a minute on a laptop CPU.
+The methods are described in `docs/methods.md` ("Neuron sites", "Neuron categories", "Peer
+methods"); the words are defined in `docs/glossary.md`.
 """),
     ("params", """
 MODEL = "default"          # the embedded Gemma-3-270M, or a local HF model folder
@@ -90,6 +92,8 @@ STEERING = nb([
 CLAS boosts shared neurons and damps the target language's specific neurons in the last
 ("bridge") layers. We compare it with Int-mu (specific neurons set to their mean), look at
 greedy generations side by side, and measure per-language effects with confidence intervals.
+The rule, its defaults and the choices the paper leaves open: `docs/methods.md`, "The CLAS rule";
+the evaluation and its tests: "Evaluation" and "Statistical tests".
 """),
     ("params", """
 MODEL = "default"
@@ -144,6 +148,7 @@ CLUSTERS = nb([
 The paper's key claim: CLAS gains go with **more separated** language clusters in the residual
 stream ("functional divergence"), not with alignment to English. Here we measure silhouette and
 alignment per layer before and after CLAS, project one layer, and test which one tracks gains.
+Metrics, deltas and the test are described in `docs/methods.md`, "Clusters and the divergence test".
 """),
     ("params", """
 MODEL = "default"
