@@ -7,6 +7,9 @@ present. A page with the same figure but no plotly.js is the negative control: i
 out (almost) blank, so the checks really tell a drawn plot from an empty page.
 
 Skipped (see tests/QUARANTINE.md) when no Chrome/Chromium is installed.
+
+Not the mirror of one module: it checks clas_lens.plotting.export (save_figure's HTML) end to
+end, with a figure from clas_lens.plotting.gains.
 """
 from __future__ import annotations
 

@@ -1,0 +1,96 @@
+"""clas_lens.plotting.export: save_figure with and without a browser (HTML always written)."""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from clas_lens import plotting
+from clas_lens.plotting import export
+
+
+@pytest.fixture
+def small_fig(eval_df):
+    return plotting.language_gains(eval_df[eval_df["task"] == "nli"])
+
+
+def _self_contained(html: str) -> bool:
+    return "Plotly.newPlot" in html and len(html) > 1_000_000 and 'src="https://cdn' not in html
+
+
+def test_save_figure_html_only(tmp_path, small_fig):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # HTML alone never warns
+        out = plotting.save_figure(small_fig, tmp_path / "sub" / "gains.png", formats=["html"])
+    assert out == {"html": tmp_path / "sub" / "gains.html"}
+    assert _self_contained(out["html"].read_text(encoding="utf-8"))
+    assert not list((tmp_path / "sub").glob(".*.tmp"))  # atomic: no temp file left
+    dotted = plotting.save_figure(small_fig, tmp_path / "fig.v2", formats="html")
+    assert dotted["html"].name == "fig.v2.html"
+    with pytest.raises(ValueError, match="unknown figure format 'gif'"):
+        plotting.save_figure(small_fig, tmp_path / "x", formats=("gif",))
+    with pytest.raises(TypeError, match="go.Figure"):
+        plotting.save_figure({"data": []}, tmp_path / "x")
+
+
+def test_save_figure_without_browser_still_writes_html(tmp_path, small_fig, monkeypatch):
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setattr(export, "_find_browser", lambda: None)
+    ok, reason = plotting.static_export_available()
+    assert ok is False and "apt-get install" in reason and "BROWSER_PATH" in reason
+    with pytest.warns(plotting.StaticExportWarning, match="PNG/SVG not written"):
+        out = plotting.save_figure(small_fig, tmp_path / "gains")
+    assert isinstance(out["html"], Path) and _self_contained(out["html"].read_text("utf-8"))
+    for fmt in ("png", "svg"):
+        assert isinstance(out[fmt], str) and "no Chrome/Chromium found" in out[fmt]
+        assert "apt-get install" in out[fmt] and not (tmp_path / f"gains.{fmt}").exists()
+
+
+def test_bad_browser_path_is_reported(tmp_path, small_fig, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
+    ok, reason = plotting.static_export_available()
+    assert not ok and "BROWSER_PATH=" in reason and "not an executable" in reason
+    with pytest.warns(plotting.StaticExportWarning):
+        out = plotting.save_figure(small_fig, tmp_path / "g", formats=("svg",))
+    assert "BROWSER_PATH=" in out["svg"] and out["html"].exists()
+
+
+def test_kaleido_failure_is_reported_not_raised(tmp_path, small_fig, monkeypatch):
+    exe = tmp_path / "fake-chrome"
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(exe))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("browser crashed")
+
+    monkeypatch.setattr(export, "_kaleido_export", boom)
+    with pytest.warns(plotting.StaticExportWarning, match="browser crashed"):
+        out = plotting.save_figure(small_fig, tmp_path / "g", formats=("html", "png"))
+    assert out["html"].exists() and "kaleido failed" in out["png"]
+    assert not (tmp_path / "g.png").exists()
+
+
+STATIC_OK, STATIC_REASON = plotting.static_export_available()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STATIC_OK, reason=f"static export unavailable: {STATIC_REASON} "
+                                          "(see tests/QUARANTINE.md)")
+def test_save_figure_png_svg_with_browser(tmp_path, small_fig):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.StaticExportWarning)
+        out = plotting.save_figure(small_fig, tmp_path / "gains", width=800, height=500, scale=1)
+    elapsed = time.perf_counter() - t0
+    png, svg = out["png"], out["svg"]
+    assert isinstance(png, Path) and isinstance(svg, Path), out
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert int.from_bytes(data[16:20], "big") == 800 and int.from_bytes(data[20:24], "big") == 500
+    text = svg.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("<svg") and len(text) > 10_000 and "target languages" in text
+    assert elapsed < 120, f"static export took {elapsed:.1f} s"
+    print(f"\nPNG+SVG export with {STATIC_REASON}: {elapsed:.1f} s")
