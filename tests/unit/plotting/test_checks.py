@@ -41,3 +41,16 @@ def test_missing_test_columns_and_non_frames(points_df, test_df):
                                                           "text"]))
 
 
+
+
+def test_metric_choice_errors_name_what_exists():
+    df = pd.DataFrame({"task": ["qa", "qa", "nli"], "metric": ["f1", "em", "accuracy"]})
+    with pytest.raises(DataValidationError, match="no rows with metric 'bleu'"):
+        checks.metric_per_task(df, "bleu", "df")
+    with pytest.raises(DataValidationError, match=r"no task 'xnli'; tasks: \['qa', 'nli'\]"):
+        checks.metric_per_task(df, {"xnli": "accuracy"}, "df")
+    with pytest.raises(DataValidationError, match=r"task 'qa' has no metric 'accuracy'"):
+        checks.metric_per_task(df, {"qa": "accuracy"}, "df")
+    assert checks.hashable(("a", 1)) == "a,1"
+    with pytest.raises(DataValidationError, match="2-D"):
+        checks.as_layer_neuron_array([1.0, 2.0], "x")
