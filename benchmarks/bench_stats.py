@@ -49,7 +49,7 @@ def _corpus(langs, n):
 
 
 def _batches(model, corpus, batch_size):
-    from clas_lens.stats import _batches as stats_batches
+    from clas_lens.stats import sentence_batches as stats_batches
     from clas_lens.stats import corpus_langs_texts
 
     langs, _, texts = corpus_langs_texts(corpus, None)

@@ -379,8 +379,7 @@ def _collect_defaults() -> dict[str, Any]:
     }
 
 
-_KINDS = ("count", "active", "sum", "sumsq")
-_INT_KINDS = ("count", "active")
+from clas_lens.stats.accumulator import INT_KINDS as _INT_KINDS, KINDS as _KINDS  # noqa: E402
 
 
 def distributed_collect_stats(
@@ -418,8 +417,9 @@ def distributed_collect_stats(
     from clas_lens.io import sha256_json
     from clas_lens.models import model_info
     from clas_lens.sites import neuron_sites
+    from clas_lens.data.corpus import as_corpus as _as_corpus
     from clas_lens.stats import (
-        NeuronStats, _accum_device, _as_corpus, _corpus_hash, collect_stats, corpus_langs_texts,
+        NeuronStats, collect_stats, corpus_langs_texts, accum_device as _accum_device, corpus_hash as _corpus_hash,
     )
 
     def check_kwargs() -> dict[str, Any]:

@@ -237,7 +237,7 @@ class NeuronSet:
         >>> bool(torch.equal(NeuronSet.load(p).mask("specific", "de"), ns.mask("specific", "de")))
         True
         """
-        from safetensors.torch import save as st_save
+        from clas_lens.io import save_tensors
 
         tensors: dict[str, Tensor] = {}
         for cat, entries in self._masks.items():
@@ -246,15 +246,14 @@ class NeuronSet:
         for name, entries in self.scores.items():
             for lang, t in entries.items():
                 tensors[f"score/{name}/{_ANY if lang is None else lang}"] = t.contiguous()
-        data = st_save(tensors, metadata={"clas_lens": json.dumps(self.meta(), default=str)})
-        return atomic_write_bytes(path, data)
+        return save_tensors(path, tensors, self.meta(), _FORMAT)
 
     @classmethod
     def load(cls, path: str | Path) -> "NeuronSet":
         """Read a NeuronSet written by :meth:`save`."""
-        from clas_lens.stats import _read_safetensors
+        from clas_lens.io import load_tensors
 
-        meta, tensors = _read_safetensors(path, _FORMAT, "NeuronSet")
+        meta, tensors = load_tensors(path, _FORMAT, "NeuronSet")
         masks: dict[str, dict[str | None, Tensor]] = {}
         scores: dict[str, dict[str | None, Tensor]] = {}
         for key, t in tensors.items():
@@ -283,9 +282,11 @@ class NeuronSet:
 
     def check_model(self, model, site: str | None = None) -> None:
         """Raise :class:`~clas_lens.errors.MismatchError` unless ``model`` (and ``site``) match."""
-        from clas_lens.stats import check_same_model
+        from clas_lens.models import check_model_identity
 
-        check_same_model("neurons", self.model_info, self.site, model, site)
+        check_model_identity(
+            model, self.model_info, "neurons", site=None if site is None else check_site(site), stored_site=self.site
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -219,7 +219,7 @@ def test_cli_stats_under_torchrun(launched, tmp_path):
 
 
 def test_plan_reproduces_collect_stats_batches(tiny_llama):
-    from clas_lens.stats import _batches
+    from clas_lens.stats import sentence_batches as _batches
 
     texts = TEXTS["de"]
     got = [list(idx) for idx, _ in _batches(tiny_llama, texts, batch_size=3, padding_side="right",
