@@ -1,21 +1,19 @@
-"""SQuAD metrics on textbook cases, bootstrap CIs, paired tests."""
+"""clas_lens.metrics.squad: SQuAD normalisation, F1 / EM textbook cases, character tokens for
+zh / ja / th, accuracy."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clas_lens.metrics import (
+    CHARACTER_LEVEL_LANGS,
     accuracy,
     answer_tokens,
-    bootstrap_ci,
     exact_match,
-    mcnemar,
     normalize_answer,
-    paired_bootstrap,
     squad_f1,
 )
 
@@ -119,7 +117,7 @@ def test_f1_of_itself_is_one(text):
         assert exact_match(text, [text], lang=lang) == 1.0
 
 
-# -- accuracy / bootstrap -----------------------------------------------------------------
+# -- accuracy ---------------------------------------------------------------------------
 def test_accuracy():
     assert accuracy([True, False, True, True]) == 0.75
     assert accuracy([1, 2, 3], [1, 0, 3]) == pytest.approx(2 / 3)
@@ -128,88 +126,7 @@ def test_accuracy():
         accuracy([1, 2], [1])
 
 
-def test_bootstrap_ci_seeded_and_covers_mean():
-    rng = np.random.default_rng(1)
-    x = rng.binomial(1, 0.6, size=200).astype(float)
-    a = bootstrap_ci(x, n_boot=1000, seed=0)
-    b = bootstrap_ci(x, n_boot=1000, seed=0)
-    c = bootstrap_ci(x, n_boot=1000, seed=1)
-    assert a == b
-    assert a != c
-    low, high = a
-    assert low < x.mean() < high
-    # Width close to the normal approximation 2 * 1.96 * sd / sqrt(n).
-    se = x.std() / np.sqrt(len(x))
-    assert (high - low) == pytest.approx(2 * 1.96 * se, rel=0.2)
+def test_character_level_langs_come_from_languages():
+    from clas_lens.languages import NO_SPACE_LANGS
 
-
-def test_bootstrap_ci_edge_cases():
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-    assert bootstrap_ci([0.5]) == (0.5, 0.5)
-    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
-    with pytest.raises(ValueError, match="alpha"):
-        bootstrap_ci([1, 0], alpha=1.5)
-    with pytest.raises(ValueError, match="NaN"):
-        bootstrap_ci([1, float("nan")])
-
-
-def test_bootstrap_ci_narrower_at_higher_alpha():
-    x = np.arange(50, dtype=float)
-    l95, h95 = bootstrap_ci(x, alpha=0.05)
-    l80, h80 = bootstrap_ci(x, alpha=0.2)
-    assert l95 <= l80 and h80 <= h95
-
-
-# -- paired tests -------------------------------------------------------------------------
-def test_paired_bootstrap_identical_gives_p_one():
-    x = np.random.default_rng(0).binomial(1, 0.5, 100)
-    r = paired_bootstrap(x, x, n_boot=500, seed=0)
-    assert r["diff"] == 0.0
-    assert r["p_value"] == 1.0
-    assert r["ci_low"] == r["ci_high"] == 0.0
-
-
-def test_paired_bootstrap_large_gain_tiny_p():
-    rng = np.random.default_rng(0)
-    a = rng.binomial(1, 0.3, 300).astype(float)
-    b = np.maximum(a, rng.binomial(1, 0.6, 300))  # b never worse, often better
-    r = paired_bootstrap(a, b, n_boot=2000, seed=0)
-    assert r["diff"] == pytest.approx(b.mean() - a.mean())
-    assert r["diff"] > 0.2
-    assert r["p_value"] <= 1 / 2001 + 1e-12
-    assert 0 < r["ci_low"] < r["diff"] < r["ci_high"]
-    # Direction: swapping the arguments flips the sign.
-    assert paired_bootstrap(b, a, n_boot=200, seed=0)["diff"] == pytest.approx(-r["diff"])
-
-
-def test_paired_bootstrap_no_effect_large_p_and_seeded():
-    rng = np.random.default_rng(3)
-    a = rng.normal(size=200)
-    b = a + rng.normal(scale=1.0, size=200) * 0.1 - 0.0
-    r1 = paired_bootstrap(a, b, n_boot=1000, seed=7)
-    r2 = paired_bootstrap(a, b, n_boot=1000, seed=7)
-    assert r1 == r2
-    assert r1["p_value"] > 0.05
-
-
-def test_paired_bootstrap_length_mismatch():
-    with pytest.raises(ValueError, match="paired"):
-        paired_bootstrap([1, 0], [1])
-
-
-def test_mcnemar():
-    assert mcnemar([1, 0, 1], [1, 0, 1]) == 1.0
-    # 10 discordant pairs all favouring b: p = 2 * 0.5**10
-    a = [0] * 10 + [1] * 5
-    b = [1] * 10 + [1] * 5
-    assert mcnemar(a, b) == pytest.approx(2 * 0.5**10)
-    # Balanced discordance: p = 1
-    assert mcnemar([1, 0, 1, 0], [0, 1, 0, 1]) == 1.0
-    # Compare with scipy's exact binomial test.
-    from scipy.stats import binomtest
-
-    a = [1] * 7 + [0] * 3 + [1] * 20
-    b = [0] * 7 + [1] * 3 + [1] * 20
-    assert mcnemar(a, b) == pytest.approx(binomtest(3, 10, 0.5).pvalue)
-    with pytest.raises(ValueError):
-        mcnemar([1], [1, 0])
+    assert CHARACTER_LEVEL_LANGS is NO_SPACE_LANGS and {"zh", "ja", "th"} <= set(CHARACTER_LEVEL_LANGS)

@@ -1,4 +1,5 @@
-"""Task metrics and the statistics used to compare conditions.
+"""Task metrics on answers: SQuAD v1.1 F1 and exact match (with MLQA's character tokens for
+languages written without spaces), and plain accuracy.
 
 * :func:`squad_f1` and :func:`exact_match` follow the SQuAD v1.1 evaluation script:
   lowercase, drop punctuation (ASCII and every Unicode punctuation character, as MLQA does),
@@ -7,11 +8,8 @@
   spaces between words (zh, ja, th) are compared on characters, as MLQA does: every CJK, kana
   or Thai character is one token, runs of other characters (Latin words, numbers) stay whole.
 * :func:`accuracy` is the mean of 0/1 correctness.
-* :func:`bootstrap_ci` is a seeded percentile bootstrap CI of the mean.
-* :func:`paired_bootstrap` compares two conditions scored on the same items (e.g. steered vs
-  unsteered); :func:`mcnemar` is the exact McNemar test on paired 0/1 outcomes.
 
-All functions are pure (numbers in, numbers out).
+See docs/methods.md, "Evaluation". All functions are pure (strings in, numbers out).
 
 >>> squad_f1("the cat sat", ["a cat sat down"])
 0.8
@@ -24,12 +22,21 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 #: Languages scored on characters (written without spaces between words), as in MLQA.
 from clas_lens.languages import NO_SPACE_LANGS as CHARACTER_LEVEL_LANGS  # one definition
+
+__all__ = [
+    "CHARACTER_LEVEL_LANGS",
+    "normalize_answer",
+    "answer_tokens",
+    "squad_f1",
+    "exact_match",
+    "accuracy",
+]
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 _EN_ARTICLES = re.compile(r"\b(a|an|the)\b", flags=re.UNICODE)
@@ -164,115 +171,3 @@ def accuracy(predictions: Sequence, references: Sequence | None = None) -> float
             )
         vals = [float(p == r) for p, r in zip(predictions, references)]
     return float(np.mean(vals)) if vals else float("nan")
-
-
-def _as_array(values: Iterable[float], name: str) -> np.ndarray:
-    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}.")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN; drop or fill those items first.")
-    return arr
-
-
-def _boot_means(x: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 200) -> np.ndarray:
-    """Means of ``n_boot`` resamples of ``x`` (indices drawn in chunks to bound memory)."""
-    out = np.empty(n_boot, dtype=np.float64)
-    n = len(x)
-    for start in range(0, n_boot, chunk):
-        stop = min(start + chunk, n_boot)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = x[idx].mean(axis=1)
-    return out
-
-
-def bootstrap_ci(
-    values: Iterable[float], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> tuple[float, float]:
-    """Percentile bootstrap ``(low, high)`` confidence interval of the mean, seeded.
-
-    NaN for no values; a single value gives ``(v, v)``.
-
-    >>> low, high = bootstrap_ci([0, 1, 1, 0, 1, 1, 1, 0], seed=0)
-    >>> bool(low < 0.625 < high)
-    True
-    """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}.")
-    x = _as_array(values, "values")
-    if len(x) == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = _boot_means(x, n_boot, rng)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return (float(low), float(high))
-
-
-def paired_bootstrap(
-    a: Iterable[float],
-    b: Iterable[float],
-    n_boot: int = 10000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> dict[str, float]:
-    """Paired bootstrap of the mean difference ``b - a`` over the same items.
-
-    ``a`` is the reference condition (e.g. unsteered) and ``b`` the one compared to it (e.g.
-    steered); ``diff > 0`` means ``b`` scores higher. Items are resampled jointly.
-    ``p_value`` is two-sided: the bootstrap distribution is shifted to a zero mean (the null
-    hypothesis) and ``p = (1 + #{|d* - diff| >= |diff|}) / (1 + n_boot)``, so identical inputs
-    give ``p = 1`` and the smallest attainable value is ``1 / (n_boot + 1)``.
-
-    Returns ``dict(diff, ci_low, ci_high, p_value, n)``.
-
-    >>> r = paired_bootstrap([0, 0, 1, 0, 1, 0], [1, 1, 1, 0, 1, 1], n_boot=2000, seed=0)
-    >>> round(r["diff"], 3), bool(r["ci_low"] <= r["diff"] <= r["ci_high"])
-    (0.5, True)
-    """
-    xa = _as_array(a, "a")
-    xb = _as_array(b, "b")
-    if len(xa) != len(xb):
-        raise ValueError(f"paired_bootstrap needs paired values: len(a)={len(xa)} != len(b)={len(xb)}.")
-    n = len(xa)
-    if n == 0:
-        nan = float("nan")
-        return {"diff": nan, "ci_low": nan, "ci_high": nan, "p_value": nan, "n": 0}
-    d = xb - xa
-    diff = float(d.mean())
-    rng = np.random.default_rng(seed)
-    boots = _boot_means(d, n_boot, rng)
-    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    # Tolerance guards against float noise when all differences are equal.
-    tol = 1e-12 * max(1.0, abs(diff))
-    extreme = int(np.sum(np.abs(boots - diff) >= abs(diff) - tol))
-    p = (1 + extreme) / (1 + n_boot)
-    return {"diff": diff, "ci_low": float(low), "ci_high": float(high), "p_value": float(min(p, 1.0)), "n": n}
-
-
-def mcnemar(a_correct: Sequence, b_correct: Sequence) -> float:
-    """Exact (binomial) two-sided McNemar p-value for paired 0/1 outcomes.
-
-    Only discordant pairs count: ``n01`` (a wrong, b right) and ``n10`` (a right, b wrong);
-    ``p = min(1, 2 * P[Binomial(n01 + n10, 1/2) <= min(n01, n10)])``, and 1.0 when there are no
-    discordant pairs.
-
-    >>> mcnemar([1, 1, 0, 0], [1, 1, 0, 0])
-    1.0
-    >>> round(mcnemar([0] * 12, [1] * 12), 6)
-    0.000488
-    """
-    a = [bool(v) for v in a_correct]
-    b = [bool(v) for v in b_correct]
-    if len(a) != len(b):
-        raise ValueError(f"mcnemar needs paired outcomes: {len(a)} != {len(b)}.")
-    n01 = sum(1 for x, y in zip(a, b) if not x and y)
-    n10 = sum(1 for x, y in zip(a, b) if x and not y)
-    n = n01 + n10
-    if n == 0:
-        return 1.0
-    k = min(n01, n10)
-    from scipy.stats import binom
-
-    return float(min(1.0, 2.0 * binom.cdf(k, n, 0.5)))
