@@ -49,12 +49,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from clas_lens.errors import DataValidationError
+from clas_lens.languages import NO_SPACE_LANGS  # languages written without spaces: no space before an answer
+from clas_lens.scoring import option_logprobs, score_choices
 from clas_lens.sites import check_site, neuron_sites
+from clas_lens.vocab import DEFAULT_SITE
 
 __all__ = ["attribute_neurons", "ablation_check", "item_metric"]
-
-#: Languages written without spaces between words: no space before a scored answer.
-from clas_lens.languages import NO_SPACE_LANGS  # noqa: E402
 
 
 def _mode(task, item) -> str:
@@ -98,8 +98,6 @@ def item_metric(model, task, item) -> Float[Tensor, ""]:
 
     Differentiable when grad is enabled.
     """
-    from clas_lens.scoring import option_logprobs
-
     prompt, options, answer = _scoring_request(task, item)
     return _metric_from_logprobs(option_logprobs(model, prompt, options), answer)
 
@@ -121,7 +119,7 @@ def attribute_neurons(
     task,
     lang: str,
     *,
-    site: str = "post",
+    site: str = DEFAULT_SITE,
     limit: int | None = None,
     layers=None,
     progress: bool | None = None,
@@ -143,8 +141,6 @@ def attribute_neurons(
     """
     import pandas as pd
     from tqdm.auto import tqdm
-
-    from clas_lens.scoring import option_logprobs
 
     check_site(site)
     sites = neuron_sites(model)
@@ -225,8 +221,6 @@ def _zero_hooks(sites, site: str, neurons: Sequence[tuple[int, int]]) -> list:
 
 @torch.no_grad()
 def _mean_metric(model, task, items, hooks, batch_size: int) -> tuple[float, np.ndarray]:
-    from clas_lens.scoring import score_choices
-
     requests = [_scoring_request(task, it) for it in items]
     with model.hooks(fwd_hooks=hooks):
         lps = score_choices(model, [(p, o) for p, o, _ in requests], batch_size=batch_size, progress=False)
@@ -243,7 +237,7 @@ def ablation_check(
     k: int = 20,
     n_random: int = 5,
     seed: int = 0,
-    site: str = "post",
+    site: str = DEFAULT_SITE,
     limit: int | None = None,
     batch_size: int = 32,
 ) -> "pd.DataFrame":  # noqa: F821
