@@ -4,6 +4,9 @@
   MLQA does) and accuracy.
 * :mod:`clas_lens.metrics.intervals`: seeded bootstrap CIs (:func:`bootstrap_ci`,
   :func:`paired_bootstrap`) and the exact McNemar test; the one ``confidence`` handling.
+* :mod:`clas_lens.metrics.paired`: calibrated paired tests (sign-flip, exact McNemar with
+  mid-p), Wilson and Newcombe intervals, Holm, minimum detectable effect, TOST equivalence.
+* :mod:`clas_lens.metrics.calibration`: null-rejection and coverage simulations of those tests.
 * :mod:`clas_lens.metrics.correlation`: :func:`correlation_test` (Spearman / Pearson with a
   bootstrap CI and a permutation p-value).
 
@@ -26,6 +29,16 @@ from clas_lens.metrics.intervals import (
     mcnemar,
     paired_bootstrap,
     resolve_confidence,
+)
+from clas_lens.metrics.paired import (
+    equivalence_test,
+    holm,
+    mcnemar_exact,
+    min_detectable_effect,
+    newcombe_paired_ci,
+    sign_flip_test,
+    t_interval,
+    wilson_ci,
 )
 from clas_lens.metrics.squad import (
     CHARACTER_LEVEL_LANGS,
@@ -51,5 +64,13 @@ __all__ = [
     "as_values",
     "bootstrap_means",
     "correlation_test",
+    "sign_flip_test",
+    "mcnemar_exact",
+    "wilson_ci",
+    "newcombe_paired_ci",
+    "t_interval",
+    "holm",
+    "min_detectable_effect",
+    "equivalence_test",
     "rowwise_pearson",
 ]
