@@ -68,7 +68,7 @@ def main() -> None:
     tokens = int(enc.attention_mask.sum())
     print(f"model: {clas_lens.model_info(model).model_id}")
     print(f"batch: {enc.input_ids.shape[0]}x{enc.input_ids.shape[1]} ({tokens} real tokens)")
-    from clas_lens.steering import _resolve_layers
+    from clas_lens.steering.checks import model_layers as _resolve_layers
 
     layers = _resolve_layers(model, clas.layers)
     print(f"clas_layers: {layers}")
