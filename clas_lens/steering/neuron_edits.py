@@ -21,36 +21,14 @@ from torch import Tensor
 from clas_lens.errors import ClasLensError, DataValidationError, MismatchError
 from clas_lens.models import check_model_identity
 from clas_lens.sites import HookPair, check_site, neuron_sites
-from clas_lens.steering.checks import (
-    check_lang,
-    check_strength,
-    model_device,
-    model_layers,
-    renamed_argument,
-    take_renamed,
-    upgrade_keys,
-)
-from clas_lens.steering.masks import (
-    check_shape,
-    get_mask,
-    is_neuron_set,
-    source_from_dict,
-    source_is_per_lang,
-    source_langs,
-    source_to_dict,
-    source_union,
-)
+from clas_lens.steering.checks import check_lang, check_strength, model_device, model_layers
+from clas_lens.steering.checks import renamed_argument, take_renamed, upgrade_keys
+from clas_lens.steering.masks import check_shape, get_mask, is_neuron_set, source_from_dict
+from clas_lens.steering.masks import source_is_per_lang, source_langs, source_to_dict, source_union
 from clas_lens.steering.positions import check_positions, identity, masked_edit, pad_tracker
 from clas_lens.steering.registry import Intervention, register_intervention
 from clas_lens.steering.serialize import info_dict, layers_to_json
-from clas_lens.steering.values import (
-    resolve_table,
-    table_for,
-    table_from_dict,
-    table_langs,
-    table_to_dict,
-    value_label,
-)
+from clas_lens.steering.values import resolve_table, table_for, table_from_dict, table_langs, table_to_dict, value_label
 from clas_lens.vocab import CATEGORIES, DEFAULT_SITE
 
 
