@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from clas_lens.neurons.registry import measured, method_langs, register_method, to_full, warn_chance_probabilities
 
