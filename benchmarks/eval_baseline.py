@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from clas_lens import load_model, load_task
     from clas_lens.data.corpus import embedded_languages
+    from clas_lens.evaluation import score_task
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         task = load_task(name, langs=langs)
         start = time.perf_counter()
         with torch.no_grad():
-            df = task.evaluate(model, limit=args.limit, batch_size=args.batch_size)
+            df = score_task(model, task, limit=args.limit, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
         df.attrs.pop("predictions", None)  # pandas cannot concat frames holding frames in attrs
         df["task_seconds"] = round(seconds, 1)

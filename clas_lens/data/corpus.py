@@ -17,6 +17,9 @@ Sources:
 * ``load_corpus("default")``: the corpus embedded in the package
   (``clas_lens/data/embedded/corpus/{lang}.jsonl``, written for clas_lens).
 
+Reading files is :mod:`clas_lens.data.loaders`' job and the ``{lang: [texts]}`` adapter is
+:mod:`clas_lens.data.adapter`'s; their names stay importable from here.
+
 >>> c = ParallelCorpus.from_dict({"en": ["The cat sleeps.", "It rains."],
 ...                               "de": ["Die Katze schläft.", "Es regnet."]}, check_langid=False)
 >>> c.langs, len(c), c.texts("de")[1]
@@ -24,34 +27,35 @@ Sources:
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from clas_lens.data.adapter import DictCorpus, as_corpus  # noqa: F401  (re-exported: the old import path)
+from clas_lens.data.langid import check_corpus_languages
+from clas_lens.data.loaders import (  # noqa: F401  (EMBEDDED_DIR, embedded_languages: re-exported)
+    DEFAULT_FLORES_DATASET,
+    EMBEDDED_DIR,
+    FLORES_NAMES,
+    CorpusPath,
+    embedded_files,
+    embedded_languages,
+    flores_texts,
+    jsonl_corpus_records,
+    texts_by_language,
+    texts_from_lists,
+    unknown_languages_error,
+)
 from clas_lens.errors import DataValidationError
 from clas_lens.io import atomic_write_text, sha256_json
-
-from clas_lens.languages import (  # noqa: F401  (re-exported: the old import path)
+from clas_lens.languages import (  # noqa: F401  (CORE_LANGS, LANGUAGES, flores_code: re-exported)
     CORE_LANGS,
     LANGUAGES,
-    canonical_order as _canonical_order,
     check_lang_code,
     flores_code,
 )
-
-#: FLORES+ (openlanguagedata/flores_plus) renamed a few FLORES-200 configs.
-_FLORES_PLUS_RENAMES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
-DEFAULT_FLORES_DATASET = "openlanguagedata/flores_plus"
-_FLORES_NAMES = {"flores", "flores200", "flores-200", "flores_200", "flores_plus", "flores+"}
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
-
-
-def _unknown_langs_error(missing: Sequence[str], available: Sequence[str], what: str) -> DataValidationError:
-    return DataValidationError(
-        f"Language(s) {', '.join(map(repr, missing))} not in {what}; available: "
-        f"{', '.join(available) if available else '(none)'}."
-    )
 
 
 class ParallelCorpus:
@@ -91,8 +95,6 @@ class ParallelCorpus:
         self.name = name
         self._validate()
         if check_langid:
-            from clas_lens.data.langid import check_corpus_languages
-
             check_corpus_languages(self, warn=True)
 
     # -- validation ---------------------------------------------------------------------
@@ -152,42 +154,7 @@ class ParallelCorpus:
         >>> c.ids
         ['s0001', 's0002']
         """
-        if not data:
-            raise DataValidationError("from_dict() got no languages.")
-        as_maps: dict[str, Mapping[str, str]] = {}
-        lengths: dict[str, int] = {}
-        for lang, texts in data.items():
-            if isinstance(texts, Mapping):
-                as_maps[lang] = texts
-            elif isinstance(texts, str) or not isinstance(texts, Sequence):
-                raise DataValidationError(
-                    f"Language {lang!r}: expected a list of texts or a mapping id -> text, "
-                    f"got {type(texts).__name__}."
-                )
-            else:
-                lengths[lang] = len(texts)
-        if lengths:
-            n = max(lengths.values())
-            short = [lang for lang, k in lengths.items() if k < n]
-            if short:
-                lang = short[0]
-                k = lengths[lang]
-                gen_ids = list(ids) if ids is not None else _make_ids(n)
-                raise DataValidationError(
-                    f"Corpus is not aligned: language {lang!r} has {k} texts but others have {n}, "
-                    f"so id {gen_ids[k]!r} (item {k}) is missing in language {lang!r}."
-                )
-            gen_ids = [str(i) for i in ids] if ids is not None else _make_ids(n)
-            if len(gen_ids) != n:
-                raise DataValidationError(f"Got {len(gen_ids)} ids for {n} texts per language.")
-            if len(set(gen_ids)) != len(gen_ids):
-                seen: set[str] = set()
-                dup = next(i for i in gen_ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-                raise DataValidationError(f"Duplicate id {dup!r} in ids.")
-            for lang in lengths:
-                as_maps[lang] = dict(zip(gen_ids, data[lang]))  # type: ignore[arg-type]
-            ids = gen_ids
-        ordered = {lang: as_maps[lang] for lang in data}
+        ordered, ids = texts_from_lists(data, ids)
         return cls(ordered, ids=ids, name=name, check_langid=check_langid)
 
     @classmethod
@@ -209,42 +176,7 @@ class ParallelCorpus:
         >>> ParallelCorpus.from_records(recs, check_langid=False).langs
         ['en', 'it']
         """
-        data: dict[str, dict[str, str]] = {}
-        where: dict[tuple[str, str], str] = {}
-        for n, rec in enumerate(records):
-            loc = rec.get("__where__") or f"record {n}"
-            for key in ("id", "lang", "text"):
-                if key not in rec or rec[key] is None:
-                    raise DataValidationError(f"{loc}: missing field {key!r} (need id, lang, text).")
-            rid = rec["id"]
-            if not isinstance(rid, (str, int)) or (isinstance(rid, str) and not rid.strip()):
-                raise DataValidationError(f"{loc}: id must be a non-empty string or integer, got {rid!r}.")
-            rid = str(rid)
-            lang = rec["lang"]
-            try:
-                check_lang_code(lang)
-            except DataValidationError as e:
-                raise DataValidationError(f"{loc}: {e}") from None
-            texts = data.setdefault(lang, {})
-            if rid in texts:
-                raise DataValidationError(
-                    f"{loc}: duplicate id {rid!r} in language {lang!r} "
-                    f"(first seen at {where[(lang, rid)]})."
-                )
-            text = rec["text"]
-            if not isinstance(text, str) or not text.strip():
-                raise DataValidationError(
-                    f"{loc}: empty (or whitespace-only) text for id {rid!r} in language {lang!r}."
-                )
-            texts[rid] = text
-            where[(lang, rid)] = loc
-        if not data:
-            raise DataValidationError("No records: the corpus is empty.")
-        if langs is not None:
-            missing = [lang for lang in langs if lang not in data]
-            if missing:
-                raise _unknown_langs_error(missing, _canonical_order(data), "the corpus")
-            data = {lang: data[lang] for lang in langs}
+        data = texts_by_language(records, langs)
         # Item order: the anchor (English) when present, else the first language read.
         first = "en" if "en" in data else next(iter(data))
         ids = list(data[first])
@@ -253,7 +185,7 @@ class ParallelCorpus:
     @classmethod
     def from_jsonl(
         cls,
-        path: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike],
+        path: CorpusPath,
         *,
         langs: Sequence[str] | None = None,
         name: str | None = None,
@@ -265,7 +197,7 @@ class ParallelCorpus:
         ``{lang}.jsonl`` (then ``"lang"`` may be omitted from its records), a folder of such
         files, a list of files or a mapping ``{lang: file}``. With ``langs``, only those
         languages are kept (and in a folder only their ``{lang}.jsonl`` files are read when
-        they exist).
+        they exist). See :func:`~clas_lens.data.loaders.jsonl_corpus_records`.
 
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -274,58 +206,7 @@ class ParallelCorpus:
         >>> ParallelCorpus.from_jsonl(d, check_langid=False).texts("de")
         ['Gute Nacht.']
         """
-        files: list[tuple[Path, str | None]] = []  # (file, language implied by the name)
-        if isinstance(path, Mapping):
-            files = [(Path(p), lang) for lang, p in path.items()]
-        elif isinstance(path, (str, os.PathLike)):
-            p = Path(path)
-            if p.is_dir():
-                found = sorted(p.glob("*.jsonl"))
-                if not found:
-                    raise DataValidationError(f"No .jsonl files in folder {str(p)!r}.")
-                per_lang = {f.stem: f for f in found if _looks_like_lang(f.stem)}
-                others = [f for f in found if f.stem not in per_lang]
-                if langs is not None:
-                    missing = [lang for lang in langs if lang not in per_lang]
-                    if missing and not others:
-                        raise _unknown_langs_error(missing, _canonical_order(per_lang), f"folder {str(p)!r}")
-                    # Read only the requested languages' files (and files not named by a language).
-                    found = [per_lang[lang] for lang in langs if lang in per_lang] + others
-                else:
-                    found = [per_lang[lang] for lang in _canonical_order(per_lang)] + others
-                files = [(f, f.stem if f.stem in per_lang else None) for f in found]
-            elif p.exists():
-                files = [(p, p.stem if _looks_like_lang(p.stem) else None)]
-            else:
-                raise DataValidationError(f"Corpus file or folder {str(p)!r} does not exist.")
-        else:
-            files = [(Path(f), Path(f).stem if _looks_like_lang(Path(f).stem) else None) for f in path]
-        from clas_lens.data.hub import read_jsonl_strict
-
-        records: list[dict[str, Any]] = []
-        for f, implied in files:
-            if not f.exists():
-                raise DataValidationError(f"Corpus file {str(f)!r} does not exist.")
-            for rec in read_jsonl_strict(f, keep_line=True):
-                loc = f"{f}:{rec.pop('__line__')}"
-                lang = rec.get("lang", implied)
-                if lang is None:
-                    raise DataValidationError(
-                        f"{loc}: missing field 'lang' (and the file name does not name a language)."
-                    )
-                if implied is not None and lang != implied:
-                    raise DataValidationError(
-                        f"{loc}: record has lang {lang!r} but the file is for language {implied!r}."
-                    )
-                rec["lang"] = lang
-                rec["__where__"] = loc
-                records.append(rec)
-        if langs is not None:
-            present = {r["lang"] for r in records}
-            missing = [lang for lang in langs if lang not in present]
-            if missing:
-                raise _unknown_langs_error(missing, _canonical_order(present), f"{path}")
-            records = [r for r in records if r["lang"] in set(langs)]
+        records = jsonl_corpus_records(path, langs)
         return cls.from_records(records, langs=langs, name=name or str(path), check_langid=check_langid)
 
     @classmethod
@@ -345,39 +226,19 @@ class ParallelCorpus:
         Chinese ``cmn_Hans``) when reachable; or from local files in the FLORES schema (fields
         ``id`` and ``text`` or ``sentence``) with ``data_files={lang: path}`` or a pattern
         containing ``{lang}``. ``limit`` keeps the first n sentences.
-        """
-        from clas_lens.data.hub import load_hub_records, read_records, resolve_data_files
 
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "en.jsonl").write_text('{"id": 1, "text": "Good night."}\\n')
+        >>> ParallelCorpus.from_flores(["en"], data_files=d / "en.jsonl", check_langid=False).ids
+        ['1']
+        """
         langs = [check_lang_code(lang) for lang in langs]
-        data: dict[str, dict[str, str]] = {}
-        order: list[str] | None = None
-        for lang in langs:
-            code = flores_code(lang)
-            if data_files is not None:
-                rows = []
-                for f in resolve_data_files(data_files, lang, n_langs=len(langs)):
-                    rows.extend(read_records(f))
-            else:
-                config = _FLORES_PLUS_RENAMES.get(code, code) if "flores_plus" in dataset else code
-                hint = (
-                    "Pass local files in the FLORES schema (fields 'id' and 'text'), e.g. "
-                    "ParallelCorpus.from_flores(langs, data_files={'en': 'flores/eng_Latn.jsonl', ...}) "
-                    "or data_files='flores/{lang}.jsonl', or use load_corpus('default') (embedded)."
-                )
-                rows = load_hub_records(dataset, config, split, what=f"FLORES-200 ({lang})", local_hint=hint)
-            texts: dict[str, str] = {}
-            for k, row in enumerate(rows):
-                text = row.get("text", row.get("sentence"))
-                if text is None:
-                    raise DataValidationError(
-                        f"FLORES rows for {lang!r} need a 'text' (or 'sentence') field; got {sorted(row)}."
-                    )
-                texts[str(row.get("id", k))] = text
-            if limit is not None:
-                texts = dict(list(texts.items())[:limit])
-            data[lang] = texts
-            if order is None:
-                order = list(texts)
+        data = {
+            lang: flores_texts(lang, split=split, dataset=dataset, data_files=data_files, n_langs=len(langs), limit=limit)
+            for lang in langs
+        }
+        order = list(data[langs[0]]) if langs else None
         return cls(data, ids=order, name=f"flores:{split}", check_langid=check_langid)
 
     # -- accessors ----------------------------------------------------------------------
@@ -403,7 +264,7 @@ class ParallelCorpus:
 
     def _check_lang(self, lang: str) -> None:
         if lang not in self._data:
-            raise _unknown_langs_error([lang], self._langs, "the corpus")
+            raise unknown_languages_error([lang], self._langs, "the corpus")
 
     def texts(self, lang: str) -> list[str]:
         """Texts of ``lang`` in id order.
@@ -446,7 +307,7 @@ class ParallelCorpus:
         langs = list(langs) if langs is not None else self.langs
         missing = [lang for lang in langs if lang not in self._data]
         if missing:
-            raise _unknown_langs_error(missing, self._langs, "the corpus")
+            raise unknown_languages_error(missing, self._langs, "the corpus")
         ids = [str(i) for i in ids] if ids is not None else self.ids
         known = set(self._ids)
         unknown = [i for i in ids if i not in known]
@@ -471,8 +332,6 @@ class ParallelCorpus:
         """Write records ``{"id", "lang", "text"}``: one file if ``path`` ends in ``.jsonl``,
         else a folder with one ``{lang}.jsonl`` per language. Written atomically; returns ``path``.
         """
-        import json
-
         p = Path(path)
 
         def lines(langs: Sequence[str]) -> str:
@@ -490,30 +349,6 @@ class ParallelCorpus:
                 atomic_write_text(p / f"{lang}.jsonl", lines([lang]))
         return p
 
-
-def _make_ids(n: int) -> list[str]:
-    width = max(4, len(str(n)))
-    return [f"s{k + 1:0{width}d}" for k in range(n)]
-
-
-def _looks_like_lang(stem: str) -> bool:
-    try:
-        check_lang_code(stem)
-        return True
-    except DataValidationError:
-        return False
-
-
-def embedded_languages(kind: str = "corpus") -> list[str]:
-    """Languages with an embedded file ``clas_lens/data/embedded/{kind}/{lang}.jsonl``.
-
-    >>> "en" in embedded_languages("corpus")
-    True
-    """
-    folder = EMBEDDED_DIR / kind
-    if not folder.is_dir():
-        return []
-    return _canonical_order(f.stem for f in folder.glob("*.jsonl") if _looks_like_lang(f.stem))
 
 
 def load_corpus(
@@ -535,15 +370,9 @@ def load_corpus(
     (True, ['en'])
     """
     if isinstance(name_or_path, str) and name_or_path == "default":
-        available = embedded_languages("corpus")
-        if langs is not None:
-            missing = [lang for lang in langs if lang not in available]
-            if missing:
-                raise _unknown_langs_error(missing, available, "the embedded corpus")
-        chosen = list(langs) if langs is not None else available
-        files = {lang: EMBEDDED_DIR / "corpus" / f"{lang}.jsonl" for lang in chosen}
-        return ParallelCorpus.from_jsonl(files, langs=chosen, name="default", check_langid=check_langid)
-    if isinstance(name_or_path, str) and name_or_path.lower() in _FLORES_NAMES:
+        files = embedded_files("corpus", langs)
+        return ParallelCorpus.from_jsonl(files, langs=list(files), name="default", check_langid=check_langid)
+    if isinstance(name_or_path, str) and name_or_path.lower() in FLORES_NAMES:
         if not langs:
             raise DataValidationError(
                 f"load_corpus({name_or_path!r}) needs langs=[...] (ISO codes such as {list(CORE_LANGS)})."
@@ -560,49 +389,3 @@ def load_corpus(
         f"Unknown corpus {str(name_or_path)!r}: pass 'default' (embedded), 'flores' (FLORES-200 via "
         "datasets) or the path of a .jsonl file or folder of {lang}.jsonl files."
     )
-
-
-class DictCorpus:
-    """A light ``{lang: [texts]}`` stand-in for a :class:`ParallelCorpus` (ids ``"0"``, ``"1"``...).
-
-    No language-code or language-ID validation: analysis functions accept it so quick
-    experiments need no corpus object. Aligned lengths are required.
-
-    >>> c = DictCorpus({"en": ["a cat"], "de": ["eine Katze"]})
-    >>> c.langs, c.ids, c.texts("de")
-    (['en', 'de'], ['0'], ['eine Katze'])
-    """
-
-    def __init__(self, data: Mapping[str, Sequence[str]]):
-        lengths = {str(lang): len(texts) for lang, texts in data.items()}
-        if not lengths:
-            raise DataValidationError("The corpus has no languages: pass {lang: [texts]}.")
-        if len(set(lengths.values())) > 1:
-            raise DataValidationError(
-                f"Parallel texts must have the same number of sentences per language; got {lengths}."
-            )
-        self._data = {str(lang): [str(t) for t in texts] for lang, texts in data.items()}
-        self.langs = list(self._data)
-        self.ids = [str(i) for i in range(next(iter(lengths.values())))]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def texts(self, lang: str) -> list[str]:
-        return self._data[lang]
-
-    def hash(self) -> str:
-        return sha256_json(self._data)
-
-
-def as_corpus(corpus: Any, *, what: str = "this function") -> Any:
-    """A parallel corpus from a ParallelCorpus-like object or a ``{lang: [texts]}`` dict."""
-    if isinstance(corpus, Mapping):
-        return DictCorpus(corpus)
-    for attr in ("langs", "ids", "texts"):
-        if not hasattr(corpus, attr):
-            raise DataValidationError(
-                f"{what} needs a parallel corpus (.langs, .ids, .texts(lang)) or a dict "
-                f"{{lang: [texts]}}; got {type(corpus).__name__} without .{attr}."
-            )
-    return corpus

@@ -30,7 +30,13 @@ class DatasetUnavailableError(ClasLensError, RuntimeError):
 
 
 def hub_offline() -> bool:
-    """True when the environment forbids hub access (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``)."""
+    """True when the environment forbids hub access (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``).
+
+    >>> import os, unittest.mock
+    >>> with unittest.mock.patch.dict(os.environ, {"HF_DATASETS_OFFLINE": "yes"}):
+    ...     hub_offline()
+    True
+    """
     return any(
         os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
     )
@@ -43,6 +49,13 @@ def load_hub_records(
 
     Raises :class:`DatasetUnavailableError` with ``local_hint`` (how to pass local files) when
     offline or when loading fails.
+
+    >>> import os, unittest.mock
+    >>> with unittest.mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+    ...     load_hub_records("google/xquad", "xquad.de", "validation", what="XQuAD", local_hint="Pass data_files=.")
+    Traceback (most recent call last):
+    ...
+    clas_lens.data.hub.DatasetUnavailableError: Cannot load XQuAD from the Hugging Face hub 'google/xquad' (config 'xquad.de'), split 'validation': the hub is disabled (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set). Pass data_files=.
     """
     where = f"{path!r}" + (f" (config {name!r})" if name else "") + f", split {split!r}"
     if hub_offline():
@@ -72,6 +85,12 @@ def read_records(path: str | os.PathLike, *, keep_line: bool = False) -> list[di
     JSON lines are parsed strictly: a malformed line raises :class:`DataValidationError`
     naming the file and line. ``keep_line=True`` adds each JSON line's number as ``"__line__"``
     (for error messages).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = p.write_text("id,text\\n1,hi\\n")
+    >>> read_records(p)
+    [{'id': 1, 'text': 'hi'}]
     """
     p = Path(path)
     if not p.exists():
@@ -117,7 +136,14 @@ def _plain(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_jsonl_strict(path: str | os.PathLike, *, keep_line: bool = False) -> list[dict[str, Any]]:
-    """JSON lines of ``path``; blank lines are skipped, a malformed line is an error naming it."""
+    """JSON lines of ``path``; blank lines are skipped, a malformed line is an error naming it.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = p.write_text('{"a": 1}\\n\\n{"a": 2}\\n')
+    >>> read_jsonl_strict(p, keep_line=True)
+    [{'a': 1, '__line__': 1}, {'a': 2, '__line__': 3}]
+    """
     p = Path(path)
     out = []
     with open(p, encoding="utf-8") as f:
@@ -149,6 +175,9 @@ def resolve_data_files(
     ``data_files`` is a mapping ``{lang: path or [paths]}``, a path pattern containing
     ``{lang}`` (e.g. ``"xnli/{lang}.jsonl"``), or -- when a single language is requested -- a
     plain path or list of paths.
+
+    >>> [str(p) for p in resolve_data_files("xnli/{lang}.jsonl", "de", n_langs=2)]
+    ['xnli/de.jsonl']
     """
     if isinstance(data_files, Mapping):
         if lang not in data_files:

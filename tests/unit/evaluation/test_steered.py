@@ -1,7 +1,6 @@
-"""evaluate(): tidy rows, paired diffs, per-language binding of templates, anchor, early errors."""
+"""evaluate(): tidy rows, paired diffs, per-language binding of templates, anchor, early errors,
+the unsteered condition's name."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,7 @@ import torch
 
 from _steering_toys import FakeNeurons, FakeStats, ToyTask
 from clas_lens.errors import DataValidationError, MismatchError
-from clas_lens.evaluation import COLUMNS, evaluate, summarise
+from clas_lens.evaluation import COLUMNS, evaluate, predict
 from clas_lens.metrics import bootstrap_ci, paired_bootstrap
 from clas_lens.sites import neuron_sites
 from clas_lens.steering import ClasSteering, Deactivate, SetNeurons, steer
@@ -54,7 +53,7 @@ def test_tidy_rows_anchor_and_paired_diffs(tiny_llama, ns):
         assert zp["prediction"].tolist() == p[p.condition == "none"]["prediction"].tolist()
     assert (preds[preds.condition == "clas"]["prediction"].to_numpy() != preds[preds.condition == "none"]["prediction"].to_numpy()).any()
     assert df.attrs["conditions"]["clas"][0]["site"] == "post"
-    assert df.attrs["baseline"] == "none"
+    assert df.attrs["baseline"] == "none" and df.attrs["unsteered"] == "none"
 
 
 def test_templates_are_bound_to_each_language(tiny_llama, ns):
@@ -64,14 +63,15 @@ def test_templates_are_bound_to_each_language(tiny_llama, ns):
     mu = SetNeurons.int_mu(ns, stats, layers=[1])
     df = evaluate(tiny_llama, task, ["de", "ru"], {"clas": clas, "mu": [mu]}, n_boot=50)
     preds = df.attrs["predictions"]
-    assert df.attrs["baseline"] == "baseline"  # added: no unsteered condition was given
+    assert df.attrs["baseline"] == "unsteered"  # added: no unsteered condition was given
+    assert df.attrs["unsteered"] == "unsteered" and set(preds["condition"]) == {"unsteered", "clas", "mu"}
     for lang in ["en", "de", "ru"]:
         with steer(tiny_llama, clas.for_lang(lang)):
-            direct = task.predict(tiny_llama, lang)
+            direct = predict(tiny_llama, task, lang)
         got = preds[(preds.lang == lang) & (preds.condition == "clas")]
         assert got["margin"].to_numpy() == pytest.approx(direct["margin"].to_numpy(), abs=0)
         with steer(tiny_llama, mu.for_lang(lang)):
-            direct = task.predict(tiny_llama, lang)
+            direct = predict(tiny_llama, task, lang)
         got = preds[(preds.lang == lang) & (preds.condition == "mu")]
         assert np.array_equal(got["margin"].to_numpy(), direct["margin"].to_numpy())
 
@@ -97,22 +97,6 @@ def test_errors_come_before_any_work(tiny_llama, tiny_gpt2, ns):
     assert task.calls == []
 
 
-def test_summarise_is_pure_and_pairs_by_item_id():
-    preds = pd.DataFrame(
-        {
-            "task": "t", "lang": "en",
-            "condition": ["b"] * 4 + ["s"] * 4,
-            "item_id": ["1", "2", "3", "4", "4", "3", "2", "1"],
-            "accuracy": [0, 0, 1, 1, 1, 1, 0, 1],
-        }
-    )
-    df = summarise(preds, ["accuracy"], baseline="b", n_boot=100)
-    s = df[df.condition == "s"].iloc[0]
-    # paired by id: 1: 0->1, 2: 0->0, 3: 1->1, 4: 1->1
-    assert s["diff"] == pytest.approx(0.25) and s["n"] == 4
-    assert math.isnan(df[df.condition == "b"].iloc[0]["diff"])
-
-
 def test_real_cloze_task(tiny_llama):
     from clas_lens.data.tasks import load_task
 
@@ -121,3 +105,27 @@ def test_real_cloze_task(tiny_llama):
     mask[1, :16] = True
     df = evaluate(tiny_llama, task, ["de"], {"none": None, "off": Deactivate(mask)}, limit=2, n_boot=50)
     assert len(df) == 4 and df.attrs["predictions"]["condition"].tolist().count("off") == 4
+
+
+def test_legacy_unsteered_names_are_written_unsteered(tiny_llama, ns):
+    task = ToyTask(langs=["en"], n=4)
+    df = evaluate(tiny_llama, task, ["en"], {"baseline": None, "off": Deactivate(ns, layers=[1])}, n_boot=20)
+    assert df["condition"].tolist() == ["unsteered", "off"] and df.attrs["unsteered"] == "unsteered"
+    assert set(df.attrs["predictions"]["condition"]) == {"unsteered", "off"}
+    with pytest.raises(DataValidationError, match="names the unsteered condition"):
+        evaluate(tiny_llama, task, ["en"], {"base": Deactivate(ns, layers=[1])})
+    with pytest.raises(DataValidationError, match="Two conditions are named 'unsteered'"):
+        evaluate(tiny_llama, task, ["en"], {"baseline": None, "unsteered": None})
+
+
+def test_confidence_and_deprecated_alpha(tiny_llama, ns):
+    task = ToyTask(langs=["en"], n=6)
+    conds = {"none": None, "off": Deactivate(ns, layers=[1])}
+    new = evaluate(tiny_llama, task, ["en"], conds, n_boot=100, confidence=0.8)
+    with pytest.warns(DeprecationWarning, match="alpha"):
+        old = evaluate(tiny_llama, task, ["en"], conds, n_boot=100, alpha=0.2)
+    pd.testing.assert_frame_equal(new, old)
+    p = new.attrs["predictions"]
+    s = p[p.condition == "off"]["accuracy"].to_numpy()
+    row = new[new.condition == "off"].iloc[0]
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(bootstrap_ci(s, n_boot=100, confidence=0.8))

@@ -1,0 +1,1 @@
+"""Tests of clas_lens.data.tasks, one module per task module."""

@@ -1,0 +1,1 @@
+"""Tests of clas_lens.evaluation, one module per evaluation module."""
