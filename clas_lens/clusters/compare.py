@@ -32,7 +32,7 @@ from clas_lens.clusters.scores import (
 )
 from clas_lens.errors import DataValidationError, MismatchError
 
-__all__ = ["METRICS", "RETRIEVAL_METRICS", "cluster_metrics", "compare_reps"]
+__all__ = ["METRICS", "RETRIEVAL_METRICS", "PER_LANGUAGE_METRICS", "cluster_metrics", "compare_reps"]
 
 #: Metric groups accepted by :func:`cluster_metrics` (``"retrieval"`` expands to six metrics).
 METRICS: tuple[str, ...] = (
@@ -52,6 +52,13 @@ RETRIEVAL_METRICS: tuple[str, ...] = (
     "retrieval_mrr_l2a",
     "retrieval_mrr",
 )
+#: Metrics with one value per language (the ones :func:`~clas_lens.clusters.divergence_test`
+#: can correlate with per-language gains).
+PER_LANGUAGE_METRICS: tuple[str, ...] = (
+    "silhouette_cosine",
+    "silhouette_euclidean",
+    "parallel_cosine",
+) + RETRIEVAL_METRICS
 
 
 def _normalize(X: np.ndarray) -> np.ndarray:
@@ -85,7 +92,7 @@ def cluster_metrics(
     max_samples: int | None = 2000,
     seed: int = 0,
     layers: Sequence[int] | None = None,
-    center: bool = False,
+    center: bool = True,
 ) -> pd.DataFrame:
     """Language-cluster separation and cross-lingual alignment per layer, as a tidy table.
 
@@ -107,13 +114,19 @@ def cluster_metrics(
       all of that language's sentences), ``..._l2a`` (the reverse) and ``retrieval_acc`` /
       ``retrieval_mrr`` (mean of both directions). Ties count as misses.
 
-    ``layers`` restricts the layers (default all of ``reps.layers``). ``center=True`` subtracts,
-    per layer, the mean vector over all rows first: residual streams are anisotropic (a few
-    huge shared dimensions put every cosine near 1, e.g. parallel_cosine ~0.99 at most layers
-    of Gemma-3-270M), and centring shows the cosine geometry around the common offset. Only the
-    cosine-based metrics change (euclidean ones are shift-invariant); the default (``False``)
-    is the raw residual stream. ``df.attrs`` records the anchor, max_samples, seed, center and
-    the number of points used for silhouette.
+    ``layers`` restricts the layers (default all of ``reps.layers``).
+
+    Centring (``center=True``, the default): at each layer the mean representation over all
+    rows (every language and sentence of these reps) is subtracted before any metric.
+    Residual streams are anisotropic: a few large shared dimensions put every cosine near 1
+    (e.g. parallel_cosine ~0.99 at most layers of Gemma-3-270M, whatever the languages), and
+    centring measures the cosine geometry around that common offset instead. Only the
+    cosine-based metrics (silhouette_cosine, parallel_cosine, retrieval) change; euclidean ones
+    are shift-invariant. ``center=False`` is the raw residual stream (the behaviour before
+    centring became the default). Each Reps is centred by its own mean, so in
+    :func:`compare_reps` a shift that steering adds to every row alike changes nothing.
+    ``df.attrs`` records the anchor, max_samples, seed, center and the number of points used
+    for silhouette.
 
     >>> import numpy as np, torch
     >>> rng = np.random.default_rng(0)
@@ -243,7 +256,8 @@ def compare_reps(before: Reps, after: Reps, **kw) -> pd.DataFrame:
 
     Columns ``layer, lang, metric, before, after, delta``; ``kw`` go to
     :func:`cluster_metrics` for both (same subsample, since the rows are aligned by
-    (lang, id) first). Raises :class:`~clas_lens.errors.MismatchError` for different sentences,
+    (lang, id) first; with the default ``center=True`` each side is centred by its own mean).
+    Raises :class:`~clas_lens.errors.MismatchError` for different sentences,
     layers, pooling or models. ``df.attrs`` names the two conditions.
 
     >>> import torch

@@ -19,7 +19,10 @@ import pandas as pd
 from clas_lens.clusters.reps import Reps
 from clas_lens.errors import DataValidationError, MismatchError
 
-__all__ = ["project"]
+__all__ = ["project", "PROJECTIONS"]
+
+#: 2-D projection methods of :func:`project`.
+PROJECTIONS: tuple[str, ...] = ("pca", "umap")
 
 
 def _text_lookup(texts) -> Any:

@@ -33,8 +33,10 @@ from torch import Tensor
 from clas_lens.errors import DataValidationError
 from clas_lens.io import atomic_directory, load_tensors, read_json, save_tensors
 
-__all__ = ["Reps", "REPS_FORMAT"]
+__all__ = ["Reps", "REPS_FORMAT", "POOLINGS"]
 
+#: Poolings of a sentence's residual stream: the mean over real tokens, or the last real token.
+POOLINGS: tuple[str, ...] = ("mean", "last")
 #: Format tag of a saved :class:`Reps` (one safetensors file, metadata in its header).
 REPS_FORMAT = "clas_lens.reps/2"
 _FILE = "reps.safetensors"
@@ -105,7 +107,7 @@ class Reps:
                 f"Reps has the sentence id {dup[1]!r} twice in language {dup[0]!r}: ids must be "
                 "unique within a language."
             )
-        if self.pooling not in ("mean", "last"):
+        if self.pooling not in POOLINGS:
             raise DataValidationError(f"Reps.pooling must be 'mean' or 'last', got {self.pooling!r}.")
 
     # -- views ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import Tensor
 
-from clas_lens.clusters.reps import Reps
+from clas_lens.clusters.reps import POOLINGS, Reps
 from clas_lens.data.corpus import as_corpus
 from clas_lens.errors import DataValidationError
 from clas_lens.io import sha256_json
@@ -79,6 +79,7 @@ def residual_reps(
     condition: str | None = None,
     padding_side: Literal["left", "right"] = "right",
     max_length: int | None = None,
+    ids: Sequence[str] | None = None,
 ) -> Reps:
     """Pooled residual stream (``blocks.{l}.hook_resid_post``) of every sentence, language, layer.
 
@@ -101,10 +102,19 @@ def residual_reps(
             ``"steered"``.
         padding_side: padding of the batches; the result does not depend on it.
         max_length: truncate longer texts (with one warning; default the model context).
+        ids: a subset of the corpus ids to use, in the given order (default all, in corpus
+            order), e.g. the held-out sentences that did not choose the neurons. Passing
+            ``corpus.subset(ids=...)`` instead gives the same vectors.
 
     The forward runs through ``clas_lens.stats.reader.read_forward`` and stops after the
     deepest requested block, so the final norm and the unembedding never run.
     Vectors are pooled in float64 and stored as float32.
+
+    ``Reps.meta`` records how they were made: the hook, ``keep_bos``, ``max_length``, the
+    interventions, the corpus hash (``corpus_hash``, of the corpus passed, when it has
+    ``.hash()``), and which sentences were used: ``sentence_ids`` (the ids, in order),
+    ``n_sentences``, ``ids_sha256`` (a hash of that list, to check disjointness or identity
+    of two runs quickly) and ``id_subset`` (True when ``ids`` picked a subset).
 
     Returns:
         :class:`Reps` with languages stacked in order, sentences in corpus id order.
@@ -118,9 +128,13 @@ def residual_reps(
     ...                   layers=[-1], pooling="last")
     >>> r.layers, r.langs, r.ids, r.condition
     ([1], ['en', 'en', 'es', 'es'], ['0', '1', '0', '1'], 'base')
+    >>> held_out = residual_reps(model, {"en": ["a cat", "a dog"], "es": ["un gato", "un perro"]},
+    ...                          layers=[-1], ids=["1"])
+    >>> held_out.ids, held_out.meta["sentence_ids"], held_out.meta["id_subset"]
+    (['1', '1'], ['1'], True)
     """
-    if pooling not in ("mean", "last"):
-        raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}.")
     corpus = as_corpus(corpus, what="residual_reps")
     corpus_langs = [str(l) for l in corpus.langs]
     if langs is None:
@@ -132,7 +146,21 @@ def residual_reps(
             raise DataValidationError(
                 f"Languages {unknown} are not in the corpus (it has {corpus_langs})."
             )
-    ids = [str(i) for i in corpus.ids]
+    corpus_ids = [str(i) for i in corpus.ids]
+    if ids is None:
+        ids, pick = corpus_ids, None
+    else:
+        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        pos = {i: k for k, i in enumerate(corpus_ids)}
+        unknown = [i for i in ids if i not in pos]
+        if unknown:
+            raise DataValidationError(
+                f"{len(unknown)} of the requested ids are not in the corpus (e.g. {unknown[:3]}); "
+                f"it has {len(corpus_ids)} ids, e.g. {corpus_ids[:3]}."
+            )
+        if len(set(ids)) != len(ids):
+            raise DataValidationError("residual_reps got the same id twice in ids=: ids must be unique.")
+        pick = [pos[i] for i in ids]
     if not ids or not langs:
         raise DataValidationError("residual_reps got an empty corpus (no sentences or no languages).")
     layer_list = neuron_sites(model).check_layers(layers)
@@ -155,10 +183,12 @@ def residual_reps(
     try:
         for li, lang in enumerate(langs):
             texts = list(corpus.texts(lang))
-            if len(texts) != n_per_lang:
+            if len(texts) != len(corpus_ids):
                 raise DataValidationError(
-                    f"corpus.texts({lang!r}) has {len(texts)} texts but corpus.ids has {n_per_lang}."
+                    f"corpus.texts({lang!r}) has {len(texts)} texts but corpus.ids has {len(corpus_ids)}."
                 )
+            if pick is not None:
+                texts = [texts[k] for k in pick]
             batches = sentence_batches(
                 model, texts, batch_size=batch_size, padding_side=padding_side,
                 max_length=max_length, keep_bos=keep_bos,
@@ -205,6 +235,10 @@ def residual_reps(
         "max_length": max_length,
         "interventions": [_describe(iv) for iv in interventions],
         "per_lang_interventions": any(_needs_lang(iv) for iv in interventions),
+        "sentence_ids": list(ids),
+        "n_sentences": len(ids),
+        "ids_sha256": sha256_json(list(ids)),
+        "id_subset": pick is not None,
     }
     hash_fn = getattr(corpus, "hash", None)
     if callable(hash_fn):

@@ -29,7 +29,8 @@ def test_cluster_metrics_equal_sklearn():
 
     data = blobs(k=4, n=30, d=16, spread=3.0, sep=2.0, seed=1)
     reps = make_reps(data, layer=7)
-    df = cluster_metrics(reps, metrics=("silhouette_cosine", "silhouette_euclidean", "davies_bouldin", "calinski_harabasz"))
+    df = cluster_metrics(reps, metrics=("silhouette_cosine", "silhouette_euclidean", "davies_bouldin", "calinski_harabasz"),
+                         center=False)
     X = reps.vectors[0].double().numpy()
     labels = np.asarray(reps.langs)
     assert set(df.columns) == {"condition", "layer", "lang", "metric", "value"}
@@ -42,6 +43,11 @@ def test_cluster_metrics_equal_sklearn():
             assert metric_value(df, m, lang) == pytest.approx(samples[labels == lang].mean(), abs=1e-9)
     assert metric_value(df, "davies_bouldin") == pytest.approx(davies_bouldin_score(X, labels), rel=1e-9)
     assert metric_value(df, "calinski_harabasz") == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-9)
+    # the default centres first: the same as sklearn on the mean-subtracted points
+    centred = cluster_metrics(reps, metrics=("silhouette_cosine",))
+    assert centred.attrs["center"] is True
+    Xc = X - X.mean(0)
+    assert metric_value(centred, "silhouette_cosine") == pytest.approx(silhouette_score(Xc, labels, metric="cosine"), abs=1e-9)
     assert davies_bouldin(X, labels) == pytest.approx(davies_bouldin_score(X, labels), rel=1e-9)
     assert calinski_harabasz(X, labels) == pytest.approx(calinski_harabasz_score(X, labels), rel=1e-9)
 
@@ -91,17 +97,41 @@ def test_center_removes_a_common_offset_and_keeps_euclidean_metrics():
     a = cluster_metrics(raw, center=True).set_index(["lang", "metric"]).value
     b = cluster_metrics(moved, center=True).set_index(["lang", "metric"]).value
     np.testing.assert_allclose(a.to_numpy(), b.reindex(a.index).to_numpy(), atol=1e-4)
-    plain = cluster_metrics(moved).set_index(["lang", "metric"]).value
+    plain = cluster_metrics(moved, center=False).set_index(["lang", "metric"]).value
+    default = cluster_metrics(moved).set_index(["lang", "metric"]).value
+    np.testing.assert_allclose(default.to_numpy(), b.to_numpy())  # centring is the default
     assert plain["de", "parallel_cosine"] > 0.99 > b["de", "parallel_cosine"]  # offset saturates cosine
     for m in ("silhouette_euclidean", "davies_bouldin", "calinski_harabasz"):
         assert plain["all", m] == pytest.approx(b["all", m], rel=1e-4)
+
+
+def test_centring_unsaturates_parallel_cosine_under_a_large_shared_offset():
+    """A residual stream with a large offset shared by every language: raw parallel cosine is
+    ~1 for a close and a loose translation alike; centred, it lies in a meaningful range and
+    orders them."""
+    rng = np.random.default_rng(5)
+    n, d = 40, 32
+    offset = np.zeros(d)
+    offset[0] = 200.0
+    content = rng.normal(size=(n, d))
+    data = {"en": offset + content,
+            "de": offset + content + 0.5 * rng.normal(size=(n, d)),  # close translation
+            "ru": offset + content + 1.5 * rng.normal(size=(n, d))}  # loose translation
+    reps = make_reps(data)
+    raw = cluster_metrics(reps, metrics=("parallel_cosine",), center=False)
+    cen = cluster_metrics(reps, metrics=("parallel_cosine",))
+    r_de, r_ru = metric_value(raw, "parallel_cosine", "de"), metric_value(raw, "parallel_cosine", "ru")
+    c_de, c_ru = metric_value(cen, "parallel_cosine", "de"), metric_value(cen, "parallel_cosine", "ru")
+    assert min(r_de, r_ru) > 0.99 and abs(r_de - r_ru) < 0.01  # saturated: says nothing
+    assert 0.8 < c_de < 0.95 and 0.3 < c_ru < 0.7  # centred: ~1/sqrt(1 + noise variance)
+    assert c_de - c_ru > 0.2
 
 
 # -- alignment: parallel cosine and retrieval --------------------------------------------------
 def test_retrieval_on_identical_vectors_is_perfect():
     X = np.random.default_rng(0).normal(size=(25, 12))
     reps = make_reps({"en": X, "de": X.copy(), "ru": X * 3.0})
-    df = cluster_metrics(reps, metrics=("parallel_cosine", "retrieval"))
+    df = cluster_metrics(reps, metrics=("parallel_cosine", "retrieval"), center=False)
     for lang in ("de", "ru"):
         assert metric_value(df, "parallel_cosine", lang) == pytest.approx(1.0, abs=1e-6)
         for m in ("acc", "mrr"):
@@ -114,13 +144,13 @@ def test_retrieval_known_answer_and_ties_count_against():
     en = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
     # de sentence 0 is closest to en 1 and vice versa; sentence 2 is exact.
     de = np.array([[0.1, 1.0, 0], [1.0, 0.1, 0], [0, 0, 1.0]])
-    df = cluster_metrics(make_reps({"en": en, "de": de}), metrics=("retrieval",))
+    df = cluster_metrics(make_reps({"en": en, "de": de}), metrics=("retrieval",), center=False)
     assert metric_value(df, "retrieval_acc_a2l", "de") == pytest.approx(1 / 3)
     assert metric_value(df, "retrieval_mrr_a2l", "de") == pytest.approx((0.5 + 0.5 + 1) / 3)
     assert metric_value(df, "retrieval_acc_l2a", "de") == pytest.approx(1 / 3)
     # all-equal vectors are not "perfectly retrieved": every candidate ties
     same = np.ones((4, 3))
-    df2 = cluster_metrics(make_reps({"en": same, "de": same}), metrics=("retrieval",))
+    df2 = cluster_metrics(make_reps({"en": same, "de": same}), metrics=("retrieval",), center=False)
     assert metric_value(df2, "retrieval_acc", "de") == 0.0
     assert metric_value(df2, "retrieval_mrr", "de") == pytest.approx(0.25)
 

@@ -126,6 +126,34 @@ def test_residual_reps_with_parallel_corpus(tiny_llama):
     assert r.ids == corpus.ids * 2 and r.meta["corpus_hash"] == corpus.hash()
 
 
+def test_residual_reps_on_an_id_subset_records_the_ids(tiny_llama):
+    """Held-out sentences (disjoint from those that chose the neurons): ids= picks them, in the
+    given order, with the same vectors as the full run, and Reps.meta records which."""
+    full = residual_reps(tiny_llama, CORPUS, layers=[1])
+    assert full.meta["sentence_ids"] == CORPUS.ids and full.meta["id_subset"] is False
+    assert full.meta["n_sentences"] == 5
+    held = ["x3", "x0"]
+    sub = residual_reps(tiny_llama, CORPUS, layers=[1], ids=held, batch_size=1)
+    assert sub.ids == held * 3 and sub.langs == ["en"] * 2 + ["de"] * 2 + ["ru"] * 2
+    assert sub.meta["sentence_ids"] == held and sub.meta["id_subset"] is True and sub.meta["n_sentences"] == 2
+    assert sub.meta["ids_sha256"] != full.meta["ids_sha256"]
+    assert sub.meta["corpus_hash"] == CORPUS.hash()  # the corpus the subset was taken from
+    for row, (lang, id_) in enumerate(zip(sub.langs, sub.ids)):
+        j = next(k for k, key in enumerate(zip(full.langs, full.ids)) if key == (lang, id_))
+        torch.testing.assert_close(sub.vectors[0, row], full.vectors[0, j], atol=1e-6, rtol=1e-6)
+    # the same through a corpus subset
+    corpus_mod = pytest.importorskip("clas_lens.data.corpus")
+    corpus = corpus_mod.ParallelCorpus.from_dict({"en": TEXTS["en"], "de": TEXTS["de"]}, check_langid=False)
+    a = residual_reps(tiny_llama, corpus, layers=[1], ids=corpus.ids[2:4])
+    b = residual_reps(tiny_llama, corpus.subset(ids=corpus.ids[2:4]), layers=[1])
+    torch.testing.assert_close(a.vectors, b.vectors, atol=1e-6, rtol=1e-6)
+    assert a.ids == b.ids and a.meta["ids_sha256"] == b.meta["ids_sha256"]
+    with pytest.raises(DataValidationError, match="not in the corpus"):
+        residual_reps(tiny_llama, CORPUS, ids=["x0", "nope"])
+    with pytest.raises(DataValidationError, match="twice"):
+        residual_reps(tiny_llama, CORPUS, ids=["x0", "x0"])
+
+
 def test_residual_reps_under_intervention(tiny_llama):
     steering = pytest.importorskip("clas_lens.steering")
     mask = torch.zeros(2, 64, dtype=torch.bool)
