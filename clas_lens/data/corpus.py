@@ -17,6 +17,10 @@ Sources:
 * ``load_corpus("default")``: the corpus embedded in the package
   (``clas_lens/data/embedded/corpus/{lang}.jsonl``, written for clas_lens).
 
+``corpus.split("stats" | "dev" | "test")`` (or ``load_corpus(..., split=)``) keeps one part of a
+disjoint, deterministic split by id (:mod:`clas_lens.data.splits`: stats 0.4 / dev 0.2 / test
+0.4 by default): statistics read "stats", evaluations "dev" and "test".
+
 Reading files is :mod:`clas_lens.data.loaders`' job and the ``{lang: [texts]}`` adapter is
 :mod:`clas_lens.data.adapter`'s; their names stay importable from here.
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from clas_lens.data.adapter import DictCorpus, as_corpus  # noqa: F401  (re-exported: the old import path)
+from clas_lens.data.aligned import check_aligned
 from clas_lens.data.langid import check_corpus_languages
 from clas_lens.data.loaders import (  # noqa: F401  (EMBEDDED_DIR, embedded_languages: re-exported)
     DEFAULT_FLORES_DATASET,
@@ -48,6 +53,7 @@ from clas_lens.data.loaders import (  # noqa: F401  (EMBEDDED_DIR, embedded_lang
     texts_from_lists,
     unknown_languages_error,
 )
+from clas_lens.data.splits import CORPUS_FRACTIONS, Split, check_fractions, select_split, split_record
 from clas_lens.errors import DataValidationError
 from clas_lens.io import atomic_write_text, sha256_json
 from clas_lens.languages import (  # noqa: F401  (CORE_LANGS, LANGUAGES, flores_code: re-exported)
@@ -93,48 +99,10 @@ class ParallelCorpus:
         first = self._langs[0]
         self._ids: list[str] = [str(i) for i in ids] if ids is not None else list(self._data[first])
         self.name = name
-        self._validate()
+        self.split_info: dict[str, Any] | None = None  # set by split(): which part this is
+        check_aligned(self._data, self._ids, self._langs)
         if check_langid:
             check_corpus_languages(self, warn=True)
-
-    # -- validation ---------------------------------------------------------------------
-    def _validate(self) -> None:
-        if len(set(self._ids)) != len(self._ids):
-            seen: set[str] = set()
-            dup = next(i for i in self._ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-            raise DataValidationError(f"Duplicate id {dup!r} in the corpus ids; ids must be unique.")
-        if not self._ids:
-            raise DataValidationError("The corpus has no items.")
-        id_set = set(self._ids)
-        for lang in self._langs:
-            extra = [i for i in self._data[lang] if i not in id_set]
-            if extra:
-                # An id present in this language but missing in another (or in ``ids``).
-                other = next((o for o in self._langs if extra[0] not in self._data[o]), None)
-                where = f"language {other!r}" if other else "the corpus ids"
-                raise DataValidationError(
-                    f"Corpus is not aligned: id {extra[0]!r} (in {lang!r}) is missing in {where}. "
-                    "Every id must have a text in every language."
-                )
-        for lang in self._langs:
-            texts = self._data[lang]
-            missing = [i for i in self._ids if i not in texts]
-            if missing:
-                raise DataValidationError(
-                    f"Corpus is not aligned: id {missing[0]!r} is missing in language {lang!r} "
-                    f"({len(missing)} of {len(self._ids)} ids missing there). Every id must have a "
-                    "text in every language."
-                )
-            for i in self._ids:
-                t = texts[i]
-                if not isinstance(t, str):
-                    raise DataValidationError(
-                        f"Text of id {i!r} in language {lang!r} is {type(t).__name__}, not a string."
-                    )
-                if not t.strip():
-                    raise DataValidationError(
-                        f"Empty (or whitespace-only) text for id {i!r} in language {lang!r}."
-                    )
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
@@ -319,6 +287,26 @@ class ParallelCorpus:
         data = {lang: {i: self._data[lang][i] for i in ids} for lang in langs}
         return ParallelCorpus(data, ids=ids, name=self.name, check_langid=False)
 
+    def split(self, split: Split, *, fractions: Mapping[str, float] | None = None, key: str | None = None) -> "ParallelCorpus":
+        """The items of ``split`` (``"stats"``, ``"dev"``, ``"test"`` or a ``(start, stop)``
+        fraction pair), by a stable hash of (``key``, id): see :mod:`clas_lens.data.splits`.
+        ``fractions``: default stats 0.4 / dev 0.2 / test 0.4; ``key``: default the corpus's
+        name. The result records the choice in ``split_info``.
+
+        >>> c = load_corpus("default", langs=["en"], check_langid=False)
+        >>> dev, test = c.split("dev"), c.split("test")
+        >>> set(dev.ids) & set(test.ids), dev.split_info["split"]
+        (set(), 'dev')
+        """
+        fractions = check_fractions(fractions, CORPUS_FRACTIONS)
+        key = key or self.name or "corpus"
+        ids = select_split(key, self._ids, split, fractions)
+        if not ids:
+            raise DataValidationError(f"Split {split!r} of the corpus {self.name!r} has no items.")
+        out = self.subset(ids=ids)
+        out.split_info = split_record(key, split, fractions)
+        return out
+
     def hash(self) -> str:
         """sha256 of the content (ids in order, and each language's texts).
 
@@ -350,15 +338,17 @@ class ParallelCorpus:
         return p
 
 
-
 def load_corpus(
     name_or_path: str | os.PathLike = "default",
     langs: Sequence[str] | None = None,
     *,
     check_langid: bool = True,
+    split: Split | None = None,
+    split_fractions: Mapping[str, float] | None = None,
     **options: Any,
 ) -> ParallelCorpus:
-    """Load a parallel corpus.
+    """Load a parallel corpus; with ``split``, only that part (:meth:`ParallelCorpus.split`,
+    fractions ``split_fractions``).
 
     * ``"default"``: the corpus embedded in clas_lens (every language whose file exists);
     * ``"flores"`` (also ``"flores200"``, ``"flores_plus"``): FLORES-200 through ``datasets``
@@ -369,6 +359,13 @@ def load_corpus(
     >>> len(c) >= 200, c.langs
     (True, ['en'])
     """
+    corpus = _load_corpus(name_or_path, langs, check_langid=check_langid, **options)
+    if split is None:
+        return corpus
+    return corpus.split(split, fractions=split_fractions)
+
+
+def _load_corpus(name_or_path: str | os.PathLike, langs: Sequence[str] | None, *, check_langid: bool, **options: Any) -> ParallelCorpus:
     if isinstance(name_or_path, str) and name_or_path == "default":
         files = embedded_files("corpus", langs)
         return ParallelCorpus.from_jsonl(files, langs=list(files), name="default", check_langid=check_langid)
@@ -383,7 +380,7 @@ def load_corpus(
     p = Path(name_or_path)
     if p.exists():
         if options:
-            warnings.warn(f"load_corpus ignores options {sorted(options)} for local files.", stacklevel=2)
+            warnings.warn(f"load_corpus ignores options {sorted(options)} for local files.", stacklevel=3)
         return ParallelCorpus.from_jsonl(p, langs=langs, check_langid=check_langid)
     raise DataValidationError(
         f"Unknown corpus {str(name_or_path)!r}: pass 'default' (embedded), 'flores' (FLORES-200 via "
