@@ -43,6 +43,11 @@ def identify_neurons(stats, method: str = "clas", **params) -> NeuronSet:
       of neurons are all-shared at 0.5); at site ``"post"`` of a gated MLP with threshold 0
       probabilities cluster at 0.5 by chance, and a warning says so -- use ``"act"`` there
       (zeroing / scaling, as CLAS does, acts the same at both sites) or ``"quantile"``.
+      ``margin`` [0] (``"prob"`` only) sets a band of doubt: active needs
+      ``p > prob_threshold + margin``, inactive ``p <= prob_threshold - margin``; a neuron
+      inside the band for any language is in none of the four categories but under
+      ``"uncertain"`` (per language: those whose p is in the band). ``margin=0`` gives
+      exactly the rule without a band.
     * ``"lape"`` -- Tang et al. 2024: p normalised over languages, entropy per neuron; among
       neurons where some language's p exceeds the ``filter_rate`` [0.95] quantile of all p,
       the ``top_rate`` [0.01] fraction of all measured neurons with the lowest entropy; each
