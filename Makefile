@@ -1,25 +1,38 @@
-# Two entry points: `make demo` (main job on the embedded default) and `make test` (all tests).
-# Each one sets up .venv on first use; set-up is skipped while pyproject.toml is unchanged.
-PYTHON ?= python3.11
+# Two entry points: `make demo` (main job on the embedded default) and `make test` (all tests),
+# plus `make lab` (JupyterLab on notebooks/). Each one sets up .venv on first use (no root needed);
+# set-up is skipped while pyproject.toml and constraints.txt are unchanged.
+# The library declares version ranges (pyproject.toml); the exact pins live in constraints.txt.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.stamp-$(shell sha256sum pyproject.toml | cut -c1-16)
+PIP := $(PY) -m pip install --quiet -c constraints.txt
+EXTRAS := demo,figures,notebooks,dev
+STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+LAB_STAMP := $(VENV)/.lab-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+LAB_PORT ?= 8888
+# No display (ssh, container, CI): do not try to open a browser; the URL is printed instead.
+LAB_BROWSER := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-unit test-integration test-notebooks bench figures clean
+.PHONY: setup demo test test-unit test-integration test-notebooks lab bench figures clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[figures,notebooks,dev]'
+	$(PIP) torch
+	$(PIP) -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.stamp-*
 	touch $(STAMP)
+
+$(LAB_STAMP): $(STAMP)
+	$(PIP) -e '.[$(EXTRAS),lab]'
+	rm -f $(VENV)/.lab-*
+	touch $(LAB_STAMP)
 
 # The whole pipeline on the embedded default (Gemma-3-270M, embedded corpus and tasks).
 demo: $(STAMP)
@@ -38,6 +51,11 @@ test-integration: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --nbmake notebooks/*.ipynb
+
+# JupyterLab on notebooks/ with the project's environment (.venv; installs the `lab` extra).
+lab: $(LAB_STAMP)
+	@echo "JupyterLab on notebooks/: open http://localhost:$(LAB_PORT)/lab (the token is in the URL printed below; Ctrl-C stops it)"
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.port=$(LAB_PORT) $(LAB_BROWSER)
 
 # The paper figure set in figures/ (PNG + SVG), rebuilt from the demo run directory.
 figures: $(STAMP)

@@ -45,6 +45,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from einops import rearrange, reduce, repeat
 from jaxtyping import Float
 from torch import Tensor
 
@@ -182,13 +183,14 @@ def attribute_neurons(
                 a_g = cap["act"][layer] * cap["up"][layer] * g
             else:
                 a_g = post.detach() * g
-            total[i] += a_g.to(torch.float64).sum(dim=(0, 1)).cpu()
+            total[i] += reduce(a_g.to(torch.float64), "batch pos neuron -> neuron", "sum").cpu()
     mean = total / len(items)
+    # one row per (layer, neuron), layer-major
     df = pd.DataFrame(
         {
-            "layer": np.repeat(np.array(layers, dtype=np.int64), sites.d_mlp),
-            "neuron": np.tile(np.arange(sites.d_mlp, dtype=np.int64), len(layers)),
-            "score": mean.flatten().numpy(),
+            "layer": repeat(np.array(layers, dtype=np.int64), "layer -> (layer neuron)", neuron=sites.d_mlp),
+            "neuron": repeat(np.arange(sites.d_mlp, dtype=np.int64), "neuron -> (layer neuron)", layer=len(layers)),
+            "score": rearrange(mean, "layer neuron -> (layer neuron)").numpy(),
         }
     )
     df.attrs.update(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from einops import rearrange
 
 from clas_lens._compat import patch_bridge_kv_cache
 from clas_lens.batching import encode
@@ -72,9 +73,9 @@ def generate_tokens(
                     out[i].append(t)
         if bool(done.all()):
             break
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        step_ids = nxt[:, None]
+        step_ids = rearrange(nxt, "batch -> batch 1")
+        ids = torch.cat([ids, step_ids], dim=1)
+        mask = torch.cat([mask, torch.ones_like(step_ids, dtype=mask.dtype)], dim=1)
     return out
 
 
