@@ -17,6 +17,11 @@ own (tested). Steering hooks see the prompt pass and the option pass as two forw
 cached generation: ``positions="last"`` steers the prompt's last token (the one that predicts
 the option) and each option's last token. Gradients flow when grad is enabled (attribution).
 
+``length_norm`` ("none", "tokens", "chars") divides an option's summed log-probability by its
+scored token count or its character count (:func:`length_normalise`); the default, "none",
+keeps the sum. Contextual calibration (subtracting the score after a content-free prompt) is
+done by :func:`clas_lens.evaluation.predict` from two such scorings.
+
 >>> from clas_lens.testing import tiny_model
 >>> lp = option_logprobs(tiny_model("llama"), "Monday, Tuesday,", [" Wednesday", " Friday"])
 >>> lp.shape, bool((lp < 0).all())
@@ -32,6 +37,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from clas_lens.data.tasks.options import LENGTH_NORMS
 from clas_lens.errors import DataValidationError
 
 
@@ -181,6 +187,39 @@ def option_logprobs(
     return score(model, [_item(model.tokenizer, prompt, options)])
 
 
+def option_token_counts(tokenizer, prompt: str, options: Sequence[str]) -> list[int]:
+    """How many tokens of each option :func:`option_logprobs` scores after ``prompt``.
+
+    >>> from clas_lens.testing import tiny_model
+    >>> option_token_counts(tiny_model("llama").tokenizer, "One, two,", [" three", " 1 2 3"])
+    [2, 3]
+    """
+    return list(_item(tokenizer, prompt, options).n_scored)
+
+
+def length_normalise(
+    scores: Tensor, options: Sequence[str], length_norm: str = "none", token_counts: Sequence[int] | None = None
+) -> Tensor:
+    """Summed option log-probs divided by each option's length: ``"none"`` (unchanged),
+    ``"tokens"`` (its scored token count, ``token_counts``) or ``"chars"`` (``len(option)``,
+    the leading space included).
+
+    >>> length_normalise(torch.tensor([-4.0, -6.0]), [" ab", " abcde"], "chars").tolist()
+    [-1.3333333730697632, -1.0]
+    """
+    if length_norm == "none":
+        return scores
+    if length_norm == "tokens":
+        if token_counts is None:
+            raise ValueError("length_norm='tokens' needs token_counts (see option_token_counts).")
+        lengths = torch.tensor([float(n) for n in token_counts], dtype=scores.dtype)
+    elif length_norm == "chars":
+        lengths = torch.tensor([float(len(o)) for o in options], dtype=scores.dtype)
+    else:
+        raise ValueError(f"length_norm={length_norm!r}: choose from {list(LENGTH_NORMS)}.")
+    return scores / lengths.to(scores.device)
+
+
 @torch.no_grad()
 def score_choices(
     model,
@@ -188,12 +227,14 @@ def score_choices(
     *,
     batch_size: int = 32,
     progress: bool | None = None,
+    length_norm: str = "none",
 ) -> list[Float[Tensor, " option"]]:
     """``option_logprobs`` for many ``(prompt, options)`` items, without grad.
 
     Rows (one per option) of consecutive items are packed into batches of at most
     ``batch_size`` rows (an item's options are never split). Returns one CPU float tensor per
-    item.
+    item, divided by each option's length when ``length_norm`` is ``"tokens"`` or ``"chars"``
+    (:func:`length_normalise`).
 
     >>> from clas_lens.testing import tiny_model
     >>> out = score_choices(tiny_model("llama"), [("Hello", [" world", " there"]), ("One, two,", [" three"])])
@@ -224,6 +265,6 @@ def score_choices(
         start = 0
         for k in batch:
             n = len(per_item[k].conts)
-            results[k] = scores[start : start + n]
+            results[k] = length_normalise(scores[start : start + n], items[k][1], length_norm, per_item[k].n_scored)
             start += n
     return results

@@ -2,11 +2,14 @@
 
 :func:`evaluate` runs :func:`~clas_lens.evaluation.predict` for every (language, condition)
 inside :func:`clas_lens.steering.steer` and returns a tidy DataFrame, one row per (lang,
-condition, metric): ``task, lang, condition, metric, value, ci_low, ci_high, n`` (seeded
-percentile bootstrap CI of the mean) and, for every condition except the unsteered one, the
-paired difference against it on the same items: ``diff, diff_ci_low, diff_ci_high, p_value``
-(:func:`clas_lens.metrics.paired_bootstrap`, ``diff = steered - unsteered``). The per-item
-predictions of every run are kept in ``df.attrs["predictions"]`` (with a ``condition`` column).
+condition, metric) (:func:`~clas_lens.evaluation.summarise`): ``task, lang, condition, metric,
+value, ci_low, ci_high, n`` and, for every condition except the unsteered one, the paired gain
+against it on the same items: ``diff, diff_ci_low, diff_ci_high, p_value, p_holm, mde, test``
+(``diff = steered - unsteered``; calibrated tests by default -- exact McNemar mid-p with
+Newcombe's CI for binary metrics, the sign-flip test with a t interval for continuous ones --
+or ``test="bootstrap"``), and ``split``. The per-item predictions of every run are kept in
+``df.attrs["predictions"]`` (with a ``condition`` column); for NLI tasks the per-class recall
+is in ``df.attrs["per_class_recall"]``.
 
 Per-language templates (``ClasSteering(neurons)`` with ``target_lang=None``, ``SetNeurons.int_mu
 (neurons, stats)``, ``DiffMeanSteering(None, "en", ...)``) are bound to each evaluated language:
@@ -22,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from clas_lens.errors import DataValidationError
+from clas_lens.evaluation.breakdown import NLI_TASKS, per_class_recall
 from clas_lens.evaluation.prediction import predict
 from clas_lens.evaluation.summary import summarise
 from clas_lens.metrics import resolve_confidence
@@ -98,6 +102,7 @@ def evaluate(
     limit: int | None = None,
     anchor: str | None = "en",
     batch_size: int = 32,
+    test: str = "calibrated",
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
@@ -117,12 +122,16 @@ def evaluate(
         limit: first n items per language.
         anchor: language evaluated in every run (None: do not add one).
         batch_size: passed to :func:`~clas_lens.evaluation.predict`.
-        n_boot, seed, confidence: bootstrap settings of the CIs and paired tests (``alpha``:
-            deprecated complement of ``confidence``).
+        test: ``"calibrated"`` (default: Wilson / t intervals, exact McNemar mid-p and
+            Newcombe for binary metrics, sign-flip and t for continuous ones) or
+            ``"bootstrap"`` (the seeded percentile and paired bootstrap).
+        n_boot, seed, confidence: settings of the CIs and tests (``n_boot`` for the bootstrap;
+            ``seed`` also seeds the Monte-Carlo sign-flip test; ``alpha``: deprecated
+            complement of ``confidence``).
 
     Returns:
         DataFrame with :data:`~clas_lens.evaluation.COLUMNS`; ``attrs``: ``predictions`` (per
-        item, with ``condition``), ``unsteered`` (the reference condition's name; also under
+        item, with ``condition``), ``per_class_recall`` (nli / xnli), ``unsteered`` (the reference condition's name; also under
         the deprecated key ``baseline``), ``conditions`` (intervention settings, incl. site),
         ``model_info``, ``langs``.
 
@@ -176,9 +185,11 @@ def evaluate(
         preds.append(df)
     predictions = pd.concat(preds, ignore_index=True)
     out = summarise(
-        predictions, list(task.metrics), baseline=reference, n_boot=n_boot, seed=seed, confidence=confidence
+        predictions, list(task.metrics), baseline=reference, test=test, n_boot=n_boot, seed=seed, confidence=confidence
     )
     out.attrs["predictions"] = predictions
+    if getattr(task, "name", None) in NLI_TASKS and {"answer_index", "pred_index"} <= set(predictions.columns):
+        out.attrs["per_class_recall"] = per_class_recall(predictions, confidence=confidence)
     out.attrs["unsteered"] = reference
     out.attrs["baseline"] = reference  # deprecated key (one release): read attrs["unsteered"]
     out.attrs["conditions"] = {name: describe(ivs) for name, ivs in conds.items()}

@@ -1,96 +1,79 @@
-"""Tidy summaries of per-item scores: means with bootstrap CIs and paired differences.
+"""Tidy summaries of per-item scores: each condition's mean with a CI, and its paired gain
+over the unsteered condition, with calibrated tests, power and a multiplicity correction.
 
-Pure functions, numbers in and rows out: :func:`metric_row` (mean and CI of one condition),
-:func:`paired_row` (paired bootstrap of a steered condition against the unsteered one on the
-same items) and :func:`summarise` (every (task, lang, condition, metric) of a predictions
-table). :func:`clas_lens.evaluation.evaluate` and :mod:`clas_lens.sweep` use them. See
-docs/methods.md, "Evaluation" and "Statistical tests".
+:func:`summarise` turns a predictions table (one row per item and condition) into one row per
+(task, lang, condition, metric) -- :data:`COLUMNS`. By default (``test="calibrated"``) binary
+metrics (accuracy, exact match) get Wilson CIs and, for gains, the exact McNemar mid-p test
+with Newcombe's paired CI; continuous metrics (margin, gold_logprob, neg_nll, f1) get t
+intervals and the sign-flip test. Every gain row carries ``mde`` (the minimum detectable
+effect at power 0.8) and ``p_holm`` (Holm across the languages of one task, metric and
+condition); ``split`` says which item split the numbers come from. ``test="bootstrap"`` keeps
+the seeded percentile and paired bootstrap. The statistics themselves are in
+:mod:`~clas_lens.evaluation.inference` (:func:`metric_row` and :func:`paired_row` are
+importable from here). See docs/methods.md, "Evaluation" and "Statistical tests".
 
->>> metric_row([1, 0, 1, 1], n_boot=200)["value"]
-0.75
+>>> preds = pd.DataFrame({"task": "t", "lang": "en", "item_id": ["a", "b", "a", "b"],
+...                       "condition": ["unsteered"] * 2 + ["x"] * 2, "accuracy": [0, 1, 1, 1]})
+>>> summarise(preds, ["accuracy"])[["condition", "value", "diff", "test"]].to_dict("list")
+{'condition': ['unsteered', 'x'], 'value': [0.5, 1.0], 'diff': [nan, 0.5], 'test': [nan, 'mcnemar-midp']}
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from clas_lens.errors import DataValidationError
-from clas_lens.metrics import bootstrap_ci, paired_bootstrap, resolve_confidence
+from clas_lens.evaluation.inference import (  # noqa: F401  (metric_row, paired_row: re-exported)
+    check_test,
+    gain_row,
+    level_row,
+    metric_kind,
+    metric_row,
+    paired_row,
+    paired_values,
+)
+from clas_lens.metrics import holm, resolve_confidence
 from clas_lens.vocab import DEFAULT_CONFIDENCE, UNSTEERED, canonical_condition, is_unsteered
 
 #: Columns of :func:`summarise` (and :func:`~clas_lens.evaluation.evaluate`), in order.
 COLUMNS = [
     "task", "lang", "condition", "metric", "value", "ci_low", "ci_high", "n",
-    "diff", "diff_ci_low", "diff_ci_high", "p_value",
+    "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "mde", "test", "split",
 ]
+_NO_GAIN: dict[str, Any] = {
+    "diff": math.nan, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "p_value": math.nan,
+    "p_holm": math.nan, "mde": math.nan, "test": None,
+}
 
 
-def metric_row(
-    values: Sequence[float],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = DEFAULT_CONFIDENCE,
-    alpha: float | None = None,
-) -> dict[str, float]:
-    """``value`` (mean), ``ci_low``, ``ci_high`` (bootstrap CI at level ``confidence``) and
-    ``n`` of per-item values. ``alpha``: deprecated complement of ``confidence``.
+def split_of(frame: pd.DataFrame) -> str | None:
+    """The split label of some predictions: their ``split`` values, sorted and joined by "+"
+    (None without a split column or values).
 
-    >>> r = metric_row([1, 0, 1, 1], n_boot=200)
-    >>> r["value"], r["n"]
-    (0.75, 4)
+    >>> split_of(pd.DataFrame({"split": ["test", "dev", "test"]}))
+    'dev+test'
     """
-    confidence = resolve_confidence(confidence, alpha, where="metric_row")
-    x = np.asarray(values, dtype=np.float64)
-    low, high = bootstrap_ci(x, n_boot=n_boot, seed=seed, confidence=confidence)
-    return {"value": float(x.mean()) if len(x) else math.nan, "ci_low": low, "ci_high": high, "n": int(len(x))}
+    if "split" not in frame.columns:
+        return None
+    labels = sorted({str(v) for v in frame["split"] if v is not None and not (isinstance(v, float) and math.isnan(v))})
+    return "+".join(labels) if labels else None
 
 
-def paired_row(
-    baseline: Sequence[float],
-    steered: Sequence[float],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = DEFAULT_CONFIDENCE,
-    alpha: float | None = None,
-) -> dict[str, float]:
-    """Paired bootstrap of ``steered - baseline`` (the reference condition, usually the
-    unsteered one): ``diff, diff_ci_low, diff_ci_high, p_value``.
+def add_holm(rows: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm``: Holm-adjusted ``p_value`` across the languages of each (task, condition,
+    metric); NaN where ``p_value`` is NaN (the reference condition).
 
-    >>> r = paired_row([0, 0, 1, 0], [1, 0, 1, 1], n_boot=200)
-    >>> r["diff"]
-    0.5
+    >>> df = pd.DataFrame({"task": "t", "condition": "x", "metric": "m", "lang": ["a", "b"], "p_value": [0.01, 0.04]})
+    >>> add_holm(df)["p_holm"].tolist()
+    [0.02, 0.04]
     """
-    confidence = resolve_confidence(confidence, alpha, where="paired_row")
-    r = paired_bootstrap(
-        np.asarray(baseline, dtype=np.float64),
-        np.asarray(steered, dtype=np.float64),
-        n_boot=n_boot,
-        seed=seed,
-        confidence=confidence,
-    )
-    return {"diff": r["diff"], "diff_ci_low": r["ci_low"], "diff_ci_high": r["ci_high"], "p_value": r["p_value"]}
-
-
-def _nan_diff() -> dict[str, float]:
-    return {"diff": math.nan, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "p_value": math.nan}
-
-
-def _paired_values(base: pd.DataFrame, other: pd.DataFrame, metric: str, where: str) -> tuple[np.ndarray, np.ndarray]:
-    b = base.set_index("item_id")[metric]
-    o = other.set_index("item_id")[metric]
-    if b.index.has_duplicates or o.index.has_duplicates:
-        raise DataValidationError(f"{where}: duplicated item ids; paired comparison needs unique ids.")
-    if set(b.index) != set(o.index):
-        raise DataValidationError(
-            f"{where}: the steered and unsteered runs scored different items "
-            f"({len(set(b.index) ^ set(o.index))} differ); they must share the item set."
-        )
-    return b.to_numpy(dtype=np.float64), o.reindex(b.index).to_numpy(dtype=np.float64)
+    rows = rows.copy()
+    rows["p_holm"] = math.nan
+    for _, g in rows.groupby(["task", "condition", "metric"], sort=False):
+        rows.loc[g.index, "p_holm"] = holm(g["p_value"].to_numpy(dtype=np.float64))
+    return rows
 
 
 def summarise(
@@ -98,6 +81,8 @@ def summarise(
     metrics: Sequence[str],
     *,
     baseline: str = UNSTEERED,
+    test: str = "calibrated",
+    kinds: Mapping[str, str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
@@ -105,33 +90,41 @@ def summarise(
 ) -> pd.DataFrame:
     """Tidy rows (see :data:`COLUMNS`) from per-item predictions with a ``condition`` column.
 
-    Pure: rows in the order the (task, lang, condition) groups first appear; diffs against the
+    Pure: rows in the order the (task, lang, condition) groups first appear; gains against the
     ``baseline`` condition (the reference: by default the unsteered one) of the same (task,
-    lang), NaN for the reference itself. Legacy names of the unsteered condition
-    (``"baseline"``, ``"base"``) are read as ``"unsteered"`` and written as such.
+    lang) and item ids, NaN for the reference itself. ``test``: ``"calibrated"`` (default) or
+    ``"bootstrap"`` (``n_boot``, ``seed``; ``seed`` also seeds the sign-flip test beyond 16
+    items). ``kinds``: ``{metric: "binary" | "continuous"}`` overriding
+    :func:`~clas_lens.evaluation.inference.metric_kind`. Legacy names of the unsteered
+    condition (``"baseline"``, ``"base"``) are read as ``"unsteered"`` and written as such.
     ``alpha``: deprecated complement of ``confidence``.
 
     >>> preds = pd.DataFrame({"task": "t", "lang": "en", "item_id": ["a", "b", "a", "b"],
     ...                       "condition": ["unsteered"] * 2 + ["x"] * 2, "accuracy": [0, 1, 1, 1]})
-    >>> summarise(preds, ["accuracy"], n_boot=100)[["condition", "value", "diff"]].to_dict("list")
+    >>> summarise(preds, ["accuracy"], test="bootstrap", n_boot=100)[["condition", "value", "diff"]].to_dict("list")
     {'condition': ['unsteered', 'x'], 'value': [0.5, 1.0], 'diff': [nan, 0.5]}
     """
     confidence = resolve_confidence(confidence, alpha, where="summarise")
+    check_test(test)
     baseline = canonical_condition(baseline)
     if predictions["condition"].map(is_unsteered).any():
         predictions = predictions.assign(condition=predictions["condition"].map(canonical_condition))
     rows = []
     frames = {k: g for k, g in predictions.groupby(["task", "lang", "condition"], sort=False)}
-    boot = {"n_boot": n_boot, "seed": seed, "confidence": confidence}
+    opts = {"test": test, "n_boot": n_boot, "seed": seed, "confidence": confidence}
     for (task, lang, cond), g in frames.items():
         base = frames.get((task, lang, baseline))
         for metric in metrics:
+            values = g[metric].to_numpy(dtype=np.float64)
+            kind = (kinds or {}).get(metric) or metric_kind(metric, values)
             row: dict[str, Any] = {"task": task, "lang": lang, "condition": cond, "metric": metric}
-            row.update(metric_row(g[metric].to_numpy(dtype=np.float64), **boot))
+            row.update(level_row(values, kind, **opts))
             if cond == baseline or base is None:
-                row.update(_nan_diff())
+                row.update(_NO_GAIN)
             else:
-                b, s = _paired_values(base, g, metric, f"{task}/{lang}/{cond}")
-                row.update(paired_row(b, s, **boot))
+                b, s = paired_values(base, g, metric, f"{task}/{lang}/{cond}")
+                row.update(gain_row(b, s, kind, **opts))
+            row["split"] = split_of(g)
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    return add_holm(out) if len(out) else out

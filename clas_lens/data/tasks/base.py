@@ -26,24 +26,37 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from clas_lens.data.hub import load_hub_records, read_records, resolve_data_files
 from clas_lens.data.loaders import EMBEDDED_DIR, embedded_languages
+from clas_lens.data.tasks.options import (  # noqa: F401  (COMMON_OPTIONS, check_options: re-exported)
+    COMMON_OPTIONS,
+    check_length_norm,
+    check_options,
+    confidence_from_alpha,
+)
 from clas_lens.errors import DataValidationError
 from clas_lens.languages import NO_SPACE_LANGS, canonical_order
 from clas_lens.vocab import DEFAULT_CONFIDENCE
 
+#: Metrics of each task mode, dense (continuous, paired) first and binary beside them.
+MODE_METRICS: dict[str, list[str]] = {
+    "choice": ["margin", "gold_logprob", "accuracy"],
+    "generate": ["gold_logprob", "f1", "exact_match"],
+    "lm": ["neg_nll", "nll"],
+}
+#: What fills a template's fields in the content-free prompt of contextual calibration.
+CONTENT_FREE = "N/A"
+
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     import pandas as pd
-
-#: Options every task accepts: the bootstrap settings of its scores (``alpha``: deprecated
-#: complement of ``confidence``).
-COMMON_OPTIONS: frozenset[str] = frozenset({"seed", "n_boot", "confidence", "alpha"})
-
 
 @dataclasses.dataclass(frozen=True)
 class TaskItem:
     """One evaluation item.
 
     Choice items have ``options`` (with their leading space) and ``answer`` (index of the
-    correct option); generation items have ``references`` (acceptable answers).
+    correct option); generation items have ``references`` (acceptable answers); language-model
+    items (mode ``"lm"``) only their text as ``prompt``. ``split``: the split the item belongs
+    to (:mod:`clas_lens.data.splits`); ``content_free``: the prompt's template filled with
+    "N/A", for contextual calibration of choice items.
 
     >>> TaskItem("q1", "de", "Kontext: ...\\nAntwort:", references=["1890"]).references
     ['1890']
@@ -55,15 +68,20 @@ class TaskItem:
     options: list[str] | None = None
     answer: int | None = None
     references: list[str] | None = None
+    split: str | None = None
+    content_free: str | None = None
 
 
 @dataclasses.dataclass(kw_only=True)
 class Task:
     """A task over languages: its items and the settings of its evaluation.
 
-    ``mode`` is ``"choice"`` (options scored by summed log-probability, metric ``accuracy``)
-    or ``"generate"`` (greedy generation, metrics ``f1`` and ``exact_match``). ``config``
-    records every option the task was built with. Bootstrap CIs of its scores use ``seed``,
+    ``mode`` is ``"choice"`` (options scored by summed log-probability: metrics ``margin``,
+    ``gold_logprob``, ``accuracy``), ``"generate"`` (greedy generation: ``gold_logprob``,
+    ``f1``, ``exact_match``) or ``"lm"`` (sentence NLL: ``neg_nll``, ``nll``). Choice tasks
+    score options after ``length_norm`` ("none", "tokens", "chars") and, with ``calibrate``,
+    minus their score after the content-free prompt. ``config`` records every option the task
+    was built with, its split included. Bootstrap CIs of its scores use ``seed``,
     ``n_boot`` and ``confidence`` (``alpha=``: the deprecated complement, still accepted).
 
     >>> t = Task(name="toy", mode="choice", metrics=["accuracy"], item_map={"en": []}, n_boot=200)
@@ -72,7 +90,7 @@ class Task:
     """
 
     name: str
-    mode: Literal["choice", "generate"]
+    mode: Literal["choice", "generate", "lm"]
     metrics: list[str]
     item_map: dict[str, list[TaskItem]]
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -81,6 +99,8 @@ class Task:
     seed: int = 0
     n_boot: int = 1000
     confidence: float = DEFAULT_CONFIDENCE
+    length_norm: str = "none"
+    calibrate: bool = False
     alpha: dataclasses.InitVar[float | None] = None
 
     def __post_init__(self, alpha: float | None) -> None:
@@ -118,6 +138,8 @@ class Task:
             "seed": self.seed,
             "n_boot": self.n_boot,
             "confidence": self.confidence,
+            "length_norm": self.length_norm,
+            "calibrate": self.calibrate,
         }
 
     # -- deprecated (one release): the data layer does not run models --------------------
@@ -156,7 +178,7 @@ class Task:
         ...     warnings.simplefilter("always")
         ...     df = load_task("cloze", langs=["en"]).evaluate(tiny_model("llama"), limit=2)
         >>> caught[0].category.__name__, df["n"].tolist()
-        ('DeprecationWarning', [2])
+        ('DeprecationWarning', [2, 2, 2])
         """
         warnings.warn(
             "Task.evaluate(model, langs) is deprecated; use clas_lens.evaluation.score_task(model, task, langs).",
@@ -177,46 +199,6 @@ def _alpha_of(task: Task) -> float:
 # Deprecation shim (one release): ``alpha`` is an init-only argument of the dataclass; reading
 # ``task.alpha`` still answers, with a warning, instead of the InitVar's class default.
 Task.alpha = property(_alpha_of, doc="Deprecated complement of :attr:`Task.confidence`.")  # type: ignore[assignment]
-
-
-def confidence_from_alpha(alpha: float, confidence: float | None = None, *, where: str, stacklevel: int = 3) -> float:
-    """The confidence level for a deprecated ``alpha=`` (``1 - alpha``), with a DeprecationWarning.
-
-    ``confidence`` (if not None or the default) must agree with it.
-
-    >>> import warnings
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")
-    ...     confidence_from_alpha(0.1, where="load_task")
-    0.9
-    """
-    warnings.warn(
-        f"{where}(alpha=...) is deprecated; pass confidence={1.0 - float(alpha):g} (confidence = 1 - alpha).",
-        DeprecationWarning,
-        stacklevel=stacklevel,
-    )
-    if not 0 < float(alpha) < 1:
-        raise DataValidationError(f"{where}: alpha must be in (0, 1), got {alpha}.")
-    level = 1.0 - float(alpha)
-    if confidence is not None and confidence != DEFAULT_CONFIDENCE and abs(confidence - level) > 1e-12:
-        raise DataValidationError(f"{where}: confidence={confidence} and alpha={alpha} disagree; pass confidence only.")
-    return level
-
-
-def check_options(name: str, options: Mapping[str, Any], accepted: Sequence[str] | frozenset[str]) -> None:
-    """Refuse options task ``name`` does not accept, listing those it does (and the common ones).
-
-    >>> check_options("nli", {"kinds": 1}, {"template"})
-    Traceback (most recent call last):
-    ...
-    clas_lens.errors.DataValidationError: Unknown option(s) ['kinds'] for task 'nli'; accepted: alpha, confidence, n_boot, seed, template.
-    """
-    allowed = set(accepted) | COMMON_OPTIONS
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise DataValidationError(
-            f"Unknown option(s) {unknown} for task {name!r}; accepted: {', '.join(sorted(allowed))}."
-        )
 
 
 def per_language(value: Any, lang: str, defaults: Mapping[str, Any], what: str, task: str) -> Any:
@@ -345,15 +327,15 @@ def text_field(rec: Mapping[str, Any], key: str, where: str) -> str:
 
 def make_task(
     name: str,
-    mode: Literal["choice", "generate"],
+    mode: Literal["choice", "generate", "lm"],
     metrics: list[str],
     item_map: dict[str, list[TaskItem]],
     config: dict[str, Any],
     options: Mapping[str, Any],
 ) -> Task:
     """The :class:`Task`, after the checks every loader shares: no language without items;
-    ``data_files``, and for generation ``max_new_tokens`` / ``stop``, recorded in ``config``;
-    the common options (:data:`COMMON_OPTIONS`) passed on.
+    ``data_files``, for generation ``max_new_tokens`` / ``stop`` and for choice tasks
+    ``length_norm`` / ``calibrate``, recorded in ``config``; the common options (:data:`COMMON_OPTIONS`) passed on.
 
     >>> it = TaskItem("a", "en", "Q:", references=["x"])
     >>> make_task("toy", "generate", ["f1"], {"en": [it]}, {}, {"max_new_tokens": 4}).config
@@ -371,5 +353,8 @@ def make_task(
     if mode == "generate":
         gen = {"max_new_tokens": int(options.get("max_new_tokens", 16)), "stop": options.get("stop", "\n")}
         config.update(gen)
-    common = {k: options[k] for k in COMMON_OPTIONS if k in options}
+    if mode == "choice":
+        gen = {"length_norm": check_length_norm(options.get("length_norm")), "calibrate": bool(options.get("calibrate", False))}
+        config.update(gen)
+    common = {k: options[k] for k in ("seed", "n_boot", "confidence", "alpha") if k in options}
     return Task(name=name, mode=mode, metrics=metrics, item_map=item_map, config=config, **gen, **common)

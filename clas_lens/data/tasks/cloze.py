@@ -2,7 +2,8 @@
 
 Each item shows three consecutive names joined by the language's list separator (CLDR's
 "standard" list pattern) and asks for the fourth; the options are all 7 weekday (12 month)
-names, scored by log-probability (mode ``choice``, metric ``accuracy``). Any language CLDR
+names, scored by log-probability (mode ``choice``: metrics ``margin``, ``gold_logprob``,
+``accuracy``); the content-free prompt shows "N/A" three times. Any language CLDR
 knows works; by default the task covers the embedded corpus's languages.
 
 >>> it = load_cloze(["en"], kinds="weekday").items("en")[0]
@@ -16,7 +17,8 @@ from typing import Any, Mapping, Sequence
 from babel import Locale, UnknownLocaleError
 
 from clas_lens.data.loaders import embedded_languages
-from clas_lens.data.tasks.base import Task, TaskItem, make_task
+from clas_lens.data.tasks.base import CONTENT_FREE, MODE_METRICS, Task, TaskItem, make_task
+from clas_lens.data.tasks.options import CHOICE_OPTIONS
 from clas_lens.data.tasks.registry import register_task
 from clas_lens.errors import DataValidationError
 from clas_lens.languages import LANGUAGES
@@ -25,7 +27,7 @@ from clas_lens.languages import LANGUAGES
 CLOZE_SEPARATORS: dict[str, str] = {"ar": "، "}
 CLOZE_KINDS: tuple[str, ...] = ("weekday", "month")
 #: Options of the cloze task.
-CLOZE_OPTIONS: frozenset[str] = frozenset({"kinds", "separators", "option_prefix"})
+CLOZE_OPTIONS: frozenset[str] = frozenset({"kinds", "separators", "option_prefix"}) | CHOICE_OPTIONS
 
 
 def cloze_separator(lang: str, separators: Mapping[str, str] | None = None) -> str:
@@ -85,6 +87,7 @@ def cloze_items(lang: str, kinds: Sequence[str], separators: Any = None, option_
         option_prefix = option_prefix.get(lang)
     prefix = trailing if option_prefix is None else str(option_prefix)
     items = []
+    content_free = sep.join([CONTENT_FREE] * 3) + body
     for kind in kinds:
         names = cloze_names(lang, kind)
         n = len(names)
@@ -94,7 +97,7 @@ def cloze_items(lang: str, kinds: Sequence[str], separators: Any = None, option_
         for i in range(n):
             shown = [names[(i + j) % n] for j in range(3)]
             prompt = sep.join(shown) + body  # ends with the separator minus its trailing space
-            items.append(TaskItem(f"{kind}-{i + 1:02d}", lang, prompt, options, (i + 3) % n, None))
+            items.append(TaskItem(f"{kind}-{i + 1:02d}", lang, prompt, options, (i + 3) % n, None, content_free=content_free))
     return items
 
 
@@ -114,7 +117,7 @@ def load_cloze(langs: Sequence[str], **options: Any) -> Task:
         lang: cloze_items(lang, kinds, options.get("separators"), options.get("option_prefix")) for lang in langs
     }
     config = {"kinds": list(kinds), "separators": options.get("separators"), "option_prefix": options.get("option_prefix")}
-    return make_task("cloze", "choice", ["accuracy"], item_map, config, options)
+    return make_task("cloze", "choice", list(MODE_METRICS["choice"]), item_map, config, options)
 
 
 register_task(

@@ -3,7 +3,8 @@
 Items come from ``data/embedded/nli/{lang}.jsonl`` (XNLI schema: ``id``, ``premise``,
 ``hypothesis``, ``label`` 0 entailment / 1 neutral / 2 contradiction; label names are read
 too). The prompt asks whether the hypothesis follows from the premise; the options are the
-three label words after it, scored by log-probability (mode ``choice``, metric ``accuracy``).
+three label words after it, scored by log-probability (mode ``choice``: metrics ``margin``,
+``gold_logprob``, ``accuracy``); the content-free prompt fills premise and hypothesis with "N/A".
 :func:`nli_task` also builds :mod:`~clas_lens.data.tasks.xnli` from the hub or local files.
 
 >>> task = load_nli(["en"])
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from clas_lens.data.tasks.base import (
+    CONTENT_FREE,
+    MODE_METRICS,
     Task,
     TaskItem,
     file_languages,
@@ -26,6 +29,7 @@ from clas_lens.data.tasks.base import (
     task_records,
     text_field,
 )
+from clas_lens.data.tasks.options import CHOICE_OPTIONS
 from clas_lens.data.tasks.registry import register_task
 from clas_lens.errors import DataValidationError
 
@@ -68,8 +72,8 @@ NLI_LABEL_WORDS: dict[str, tuple[str, str, str]] = {
     "bg": ("вярно", "неясно", "невярно"),
     "ur": ("درست", "غیر یقینی", "غلط"),
 }
-#: Options of the nli task (xnli adds ``split`` and ``dataset``).
-NLI_OPTIONS: frozenset[str] = frozenset({"template", "label_words", "option_prefix", "data_files"})
+#: Options of the nli task (xnli adds ``hub_split`` and ``dataset``).
+NLI_OPTIONS: frozenset[str] = frozenset({"template", "label_words", "option_prefix", "data_files"}) | CHOICE_OPTIONS
 
 _LABEL_NAMES = {name: k for k, name in enumerate(NLI_LABELS)}
 
@@ -91,6 +95,7 @@ def nli_items(
             f"neutral, contradiction); got {words!r}."
         )
     options = [prefix + w for w in words]
+    content_free = fill_template(template, lang, task, premise=CONTENT_FREE, hypothesis=CONTENT_FREE)
     items: list[TaskItem] = []
     seen: set[str] = set()
     for k, (where, rec) in enumerate(recs):
@@ -108,7 +113,7 @@ def nli_items(
                 f"(id {rid!r})."
             )
         prompt = fill_template(template, lang, task, premise=premise, hypothesis=hypothesis)
-        items.append(TaskItem(rid, lang, prompt, options, int(label), None))
+        items.append(TaskItem(rid, lang, prompt, options, int(label), None, content_free=content_free))
     return items
 
 
@@ -121,7 +126,7 @@ def nli_task(
     With ``hub``, its split and dataset are recorded in ``task.config``.
 
     >>> nli_task("nli", ["en"], {}).metrics
-    ['accuracy']
+    ['margin', 'gold_logprob', 'accuracy']
     """
     item_map: dict[str, list[TaskItem]] = {}
     for lang in langs:
@@ -133,8 +138,8 @@ def nli_task(
         item_map[lang] = nli_items(name, lang, recs, template, words, prefix)
     config = {k: options.get(k) for k in ("template", "label_words", "option_prefix")}
     if hub is not None:
-        config.update(split=hub[2], dataset=hub[0])
-    return make_task(name, "choice", ["accuracy"], item_map, config, options)
+        config.update(hub_split=hub[2], dataset=hub[0])
+    return make_task(name, "choice", list(MODE_METRICS["choice"]), item_map, config, options)
 
 
 def nli_languages(**options: Any) -> list[str]:

@@ -4,7 +4,8 @@ Items come from ``data/embedded/qa/{lang}.jsonl`` (SQuAD schema: ``id``, ``conte
 ``question``, ``answers {text, answer_start}``; every answer span is checked against the
 context). The answer is generated greedily after "Context / Question / Answer:", stopped at a
 newline, and scored by SQuAD F1 and exact match (characters for zh / ja / th) -- mode
-``generate``. :func:`qa_task` also builds :mod:`~clas_lens.data.tasks.xquad`.
+``generate``; ``gold_logprob`` is the log-likelihood of the first reference answer after the
+prompt (teacher-forced). :func:`qa_task` also builds :mod:`~clas_lens.data.tasks.xquad`.
 
 >>> load_qa(["en"]).items("en")[0].prompt.startswith("Context: ")
 True
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from clas_lens.data.tasks.base import (
+    MODE_METRICS,
     Task,
     TaskItem,
     file_languages,
@@ -46,7 +48,7 @@ QA_TEMPLATES: dict[str, str] = {
     "ja": "文脈：{context}\n質問：{question}\n答え：",
     "ko": "문맥: {context}\n질문: {question}\n답변:",
 }
-#: Options of the qa task (xquad adds ``split`` and ``dataset``).
+#: Options of the qa task (xquad adds ``hub_split`` and ``dataset``).
 QA_OPTIONS: frozenset[str] = frozenset({"template", "max_new_tokens", "stop", "data_files"})
 
 
@@ -130,8 +132,8 @@ def qa_task(
         item_map[lang] = qa_items(name, lang, recs, template)
     config: dict[str, Any] = {"template": options.get("template")}
     if hub is not None:
-        config.update(split=hub[2], dataset=hub[0])
-    return make_task(name, "generate", ["f1", "exact_match"], item_map, config, options)
+        config.update(hub_split=hub[2], dataset=hub[0])
+    return make_task(name, "generate", list(MODE_METRICS["generate"]), item_map, config, options)
 
 
 def qa_languages(**options: Any) -> list[str]:

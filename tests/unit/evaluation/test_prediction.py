@@ -28,7 +28,8 @@ def write_jsonl(path, records):
 def test_predict_choice(tiny_llama):
     task = load_task("cloze", langs=["en"], kinds=["weekday"])
     df = predict(tiny_llama, task, "en", limit=3)
-    assert list(df.columns) == ["task", "lang", "item_id", "prediction", "reference", "accuracy", "margin", "pred_index", "answer_index"]
+    assert list(df.columns) == ["task", "lang", "item_id", "split", "prediction", "reference", "accuracy", "margin",
+                                "gold_logprob", "pred_index", "answer_index"]
     assert list(df.columns) == CHOICE_COLUMNS
     assert len(df) == 3 and df["item_id"].tolist() == ["weekday-01", "weekday-02", "weekday-03"]
     assert df.loc[0, "reference"] == "Thursday"
@@ -38,6 +39,8 @@ def test_predict_choice(tiny_llama):
     others = torch.cat([lp[: it.answer], lp[it.answer + 1 :]])
     assert df.loc[0, "margin"] == pytest.approx(float(lp[it.answer] - others.max()), abs=1e-4)
     assert df.loc[0, "pred_index"] == int(lp.argmax())
+    assert df.loc[0, "gold_logprob"] == pytest.approx(float(lp[it.answer]), abs=1e-4)  # the gold option's log-prob
+    assert df["split"].tolist() == [i.split for i in task.items("en")[:3]] and set(df["split"]) <= {"dev", "test"}
     assert df.loc[0, "accuracy"] == float(int(lp.argmax()) == it.answer)
     assert ((df["margin"] > 0) == (df["accuracy"] == 1.0)).all()
     with pytest.raises(ValueError, match="limit"):
@@ -48,12 +51,18 @@ def test_predict_generate(tiny_llama, tmp_path):
     write_jsonl(tmp_path / "de.jsonl", XQUAD_DE)
     task = load_task("xquad", langs=["de"], data_files=tmp_path / "de.jsonl", max_new_tokens=3)
     df = predict(tiny_llama, task, "de")
-    assert list(df.columns) == ["task", "lang", "item_id", "prediction", "reference", "f1", "exact_match", "references"]
+    assert list(df.columns) == ["task", "lang", "item_id", "split", "prediction", "reference", "f1", "exact_match",
+                                "gold_logprob", "references"]
     assert list(df.columns) == GENERATE_COLUMNS
     assert df["item_id"].tolist() == ["x1", "x2"]
     assert df.loc[1, "reference"] == "300 Meter" and df.loc[1, "references"] == ["300 Meter", "300"]
     assert df["f1"].between(0, 1).all() and df["exact_match"].isin([0.0, 1.0]).all()
     assert all("\n" not in p and p == p.strip() for p in df["prediction"])
+    # gold_logprob: the first reference, teacher-forced after the prompt (with its leading space)
+    for k, it in enumerate(task.items("de")):
+        with torch.no_grad():
+            lp = option_logprobs(tiny_llama, it.prompt, [" " + it.references[0]])
+        assert df.loc[k, "gold_logprob"] == pytest.approx(float(lp[0]), abs=1e-4)
 
 
 def test_predict_runs_a_task_with_its_own_predict(tiny_llama):
@@ -83,13 +92,17 @@ def test_predict_scores_a_duck_task_without_predict(tiny_llama):
 def test_score_task_tidy_with_seeded_ci(tiny_llama):
     task = load_task("cloze", langs=["en", "de"], kinds=["weekday"])
     df = score_task(tiny_llama, task, limit=4)
-    assert list(df.columns) == ["task", "lang", "metric", "value", "ci_low", "ci_high", "n"]
+    assert list(df.columns) == ["task", "lang", "metric", "value", "ci_low", "ci_high", "n", "split"]
     assert list(df.columns) == SCORE_COLUMNS
-    assert df["lang"].tolist() == ["en", "de"] and (df["n"] == 4).all()
-    assert (df["ci_low"] <= df["value"]).all() and (df["value"] <= df["ci_high"]).all()
+    assert df["metric"].tolist() == ["margin", "gold_logprob", "accuracy"] * 2
+    assert df["lang"].tolist() == ["en"] * 3 + ["de"] * 3 and (df["n"] == 4).all()
     preds = df.attrs["predictions"]
+    assert set(df["split"]) == {"+".join(sorted(set(preds["split"])))}
+    assert (df["ci_low"] <= df["value"]).all() and (df["value"] <= df["ci_high"]).all()
     assert len(preds) == 8 and set(preds["lang"]) == {"en", "de"}
-    assert df.loc[0, "value"] == pytest.approx(preds[preds["lang"] == "en"]["accuracy"].mean())
+    acc = df[df.metric == "accuracy"].reset_index(drop=True)
+    assert acc.loc[0, "value"] == pytest.approx(preds[preds["lang"] == "en"]["accuracy"].mean())
+    assert df.loc[0, "value"] == pytest.approx(preds[preds["lang"] == "en"]["margin"].mean())
     again = score_task(tiny_llama, task, langs=["en"], limit=4)
     assert again.iloc[0].to_dict() == df.iloc[0].to_dict()
     with pytest.raises(DataValidationError, match="no language 'fr'"):
@@ -100,9 +113,10 @@ def test_score_task_bootstrap_settings(tiny_llama):
     task = load_task("cloze", langs=["en"], kinds=["weekday"], n_boot=300, seed=2, confidence=0.8)
     df = score_task(tiny_llama, task)
     acc = df.attrs["predictions"]["accuracy"].to_numpy()
-    assert (df.loc[0, "ci_low"], df.loc[0, "ci_high"]) == bootstrap_ci(acc, n_boot=300, seed=2, confidence=0.8)
+    k = int(df.index[df.metric == "accuracy"][0])
+    assert (df.loc[k, "ci_low"], df.loc[k, "ci_high"]) == bootstrap_ci(acc, n_boot=300, seed=2, confidence=0.8)
     wide = score_task(tiny_llama, task, confidence=0.99, n_boot=300, seed=2)
-    assert (wide.loc[0, "ci_low"], wide.loc[0, "ci_high"]) == bootstrap_ci(acc, n_boot=300, seed=2, confidence=0.99)
+    assert (wide.loc[k, "ci_low"], wide.loc[k, "ci_high"]) == bootstrap_ci(acc, n_boot=300, seed=2, confidence=0.99)
     with pytest.warns(DeprecationWarning, match="alpha"):
         old = score_task(tiny_llama, task, alpha=0.01, n_boot=300, seed=2)
-    assert old.iloc[0].to_dict() == wide.iloc[0].to_dict()
+    assert old.iloc[k].to_dict() == wide.iloc[k].to_dict()

@@ -70,7 +70,7 @@ def test_task_alpha_is_a_deprecated_alias_of_confidence():
 
 
 def test_shared_item_helpers():
-    with pytest.raises(DataValidationError, match=r"Unknown option\(s\) \['x'\] for task 't'; accepted: alpha, confidence, n_boot, seed, y"):
+    with pytest.raises(DataValidationError, match=r"Unknown option\(s\) \['x'\] for task 't'; accepted: alpha, confidence, n_boot, seed, split, split_fractions, y"):
         check_options("t", {"x": 1}, {"y"})
     check_options("t", {"y": 1, "seed": 0}, {"y"})
     assert per_language({"de": "D"}, "de", {"de": "d"}, "template", "t") == "D"
@@ -97,3 +97,10 @@ def test_make_task_checks_and_records():
     task = make_task("t", "generate", ["f1"], {"en": [it]}, {}, {"data_files": {"en": "x.jsonl"}, "stop": None, "n_boot": 5})
     assert task.config == {"data_files": {"en": "x.jsonl"}, "max_new_tokens": 16, "stop": None}
     assert task.stop is None and task.n_boot == 5
+    choice = make_task("t", "choice", ["accuracy"], {"en": [TaskItem("a", "en", "Q:", [" x", " y"], 0)]}, {},
+                       {"length_norm": "tokens", "calibrate": True})
+    assert choice.config == {"length_norm": "tokens", "calibrate": True}
+    assert (choice.length_norm, choice.calibrate) == ("tokens", True)
+    assert choice.to_dict()["length_norm"] == "tokens"
+    with pytest.raises(DataValidationError, match=r"length_norm='bytes'"):
+        make_task("t", "choice", ["accuracy"], {"en": [TaskItem("a", "en", "Q:", [" x"], 0)]}, {}, {"length_norm": "bytes"})

@@ -20,7 +20,7 @@ def test_every_core_language_has_templates():
 
 def test_nli_embedded_english():
     task = load_task("nli", langs=["en"])
-    assert task.mode == "choice" and task.metrics == ["accuracy"]
+    assert task.mode == "choice" and task.metrics == ["margin", "gold_logprob", "accuracy"]
     items = task.items("en")
     assert len(items) >= 90
     it = items[0]

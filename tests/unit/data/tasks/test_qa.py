@@ -18,7 +18,7 @@ def test_every_core_language_has_a_template():
 
 def test_qa_embedded_english():
     task = load_task("qa", langs=["en"])
-    assert task.mode == "generate" and task.metrics == ["f1", "exact_match"]
+    assert task.mode == "generate" and task.metrics == ["gold_logprob", "f1", "exact_match"]
     assert task.max_new_tokens == 16 and task.stop == "\n"
     it = task.items("en")[0]
     assert it.prompt.startswith("Context: ") and "\nQuestion: " in it.prompt and it.prompt.endswith("\nAnswer:")

@@ -11,9 +11,9 @@ from clas_lens.errors import DataValidationError
 
 
 def test_unknown_task_lists_available():
-    with pytest.raises(DataValidationError, match=r"Unknown task 'nope'; available tasks: nli, qa, cloze, xnli, xquad"):
+    with pytest.raises(DataValidationError, match=r"Unknown task 'nope'; available tasks: nli, qa, cloze, xnli, xquad, lm, completion"):
         load_task("nope")
-    assert TASKS == ("nli", "qa", "cloze", "xnli", "xquad")
+    assert TASKS == ("nli", "qa", "cloze", "xnli", "xquad", "lm", "completion")
     assert task_names() == TASKS
 
 
@@ -46,7 +46,7 @@ def test_duplicate_task_name_is_refused():
     for name in TASKS:
         with pytest.raises(DataValidationError, match=f"Task '{name}' is already registered"):
             register_task(name, lambda langs, **options: None, languages=lambda **options: [])
-    assert task_names() == ("nli", "qa", "cloze", "xnli", "xquad")  # nothing replaced or added
+    assert task_names() == ("nli", "qa", "cloze", "xnli", "xquad", "lm", "completion")  # nothing replaced or added
     with pytest.raises(DataValidationError, match="non-empty string"):
         register_task(" ", lambda langs, **options: None, languages=lambda **options: [])
 
@@ -68,7 +68,10 @@ def test_user_task_is_registered_listed_and_loaded(isolated_registry):
     assert tasks_package.TASKS[-1] == "echo" and task_names()[-1] == "echo"
     assert available_languages("echo") == ["en", "de"]
     task = load_task("echo", langs=["de"], loud=True, seed=4)
-    assert task.items("de")[0].prompt == "Say de:" and task.config == {"loud": True} and task.seed == 4
+    assert task.items("de")[0].prompt == "Say de:" and task.config["loud"] is True and task.seed == 4
+    # load_task records the split (all items here) and labels every item with its split
+    assert task.config["split"] is None and task.config["split_key"] == "echo"
+    assert task.items("de")[0].split in ("dev", "test")
     assert load_task("echo").langs == ["en", "de"]
     with pytest.raises(DataValidationError, match=r"no language\(s\) 'fr'; available: en, de\.$"):
         load_task("echo", langs=["fr"])

@@ -24,7 +24,7 @@ def test_xnli_from_local_jsonl_and_csv(tmp_path, write_jsonl, xnli_de):
     assert [it.answer for it in task.items("de")] == [0, 1, 2]
     assert task.items("en")[0].answer == 2
     assert task.items("de")[0].options == [" wahr", " unklar", " falsch"]
-    assert task.config["split"] == "test" and task.config["dataset"] == "facebook/xnli"
+    assert task.config["hub_split"] == "test" and task.config["split"] is None and task.config["dataset"] == "facebook/xnli"
     pattern = load_task("xnli", langs=["de"], data_files=str(tmp_path / "{lang}.jsonl"))
     assert len(pattern.items("de")) == 3
 

@@ -21,7 +21,7 @@ def test_xquad_from_local_files(tmp_path, write_jsonl, xquad_de, ctx):
     items = task.items("de")
     assert items[1].references == ["300 Meter", "300"]
     assert items[0].prompt == f"Kontext: {ctx}\nFrage: Wann wurde die Brücke gebaut?\nAntwort:"
-    assert task.config["split"] == "validation" and task.config["dataset"] == "google/xquad"
+    assert task.config["hub_split"] == "validation" and task.config["split"] is None and task.config["dataset"] == "google/xquad"
     # Parquet with nested answers works too.
     pd.DataFrame(xquad_de).to_parquet(tmp_path / "de.parquet")
     t2 = load_task("xquad", langs=["de"], data_files={"de": tmp_path / "de.parquet"})
