@@ -18,7 +18,14 @@ scoring. The rules are described in docs/methods.md ("The CLAS rule", "Peer meth
 ``Deactivate``         set neurons to zero (LAPE deactivation); ``h' = (1-strength)*h``
 ``AddNeurons``         add an amount (LAPE-style activation): ``h' = h + strength*amount``
 ``DiffMeanSteering``   add ``strength * (v_tgt - v_src) / ||v_tgt - v_src||`` to ``hook_resid_post``
+``UniformGain``        the control of CLAS: ``h' = gain * h`` on every neuron of the steered
+                       layers; ``UniformGain.matching(clas)`` takes CLAS's mean per-neuron gain
 =====================  ==========================================================================
+
+Controls that make a CLAS result mean something: ``UniformGain.matching(clas)`` (a plain gain
+of the same size), ``ClasSteering.boost_only`` / ``.suppress_only`` (one term of the rule), and
+:func:`clas_lens.neurons.random_like` (random neurons in the same numbers per layer, category
+and language).
 
 ``strength`` is the edit's strength (docs/glossary.md); it was called ``alpha`` (SetNeurons,
 Deactivate) and ``scale`` (AddNeurons, DiffMeanSteering), names that still work for one release
@@ -30,8 +37,10 @@ Modules (low to high): :mod:`~clas_lens.steering.serialize` (compact JSON of mas
 :mod:`~clas_lens.steering.masks` (:class:`MaskSet`, mask sources),
 :mod:`~clas_lens.steering.registry` (:class:`Intervention`, the registry, dict round trips),
 :mod:`~clas_lens.steering.values` (value tables), :mod:`~clas_lens.steering.engine`
-(:func:`steer`, :func:`bind_lang`), then one module per rule: :mod:`~clas_lens.steering.clas`,
-:mod:`~clas_lens.steering.neuron_edits`, :mod:`~clas_lens.steering.residual`.
+(:func:`steer`, :func:`bind_lang`), :mod:`~clas_lens.steering.edit_base` (the base of the
+neuron edits), then one module per rule: :mod:`~clas_lens.steering.clas`,
+:mod:`~clas_lens.steering.neuron_edits`, :mod:`~clas_lens.steering.residual`,
+:mod:`~clas_lens.steering.uniform_gain`.
 
 Conventions shared by all of them:
 
@@ -42,7 +51,12 @@ Conventions shared by all of them:
   both work, and so does a KV-cached step (the mask spans the cached prefix; the hook sees its
   tail).
 * ``positions="all"`` (default) steers every real token, ``positions="last"`` only the last
-  real token of each row (left or right padding). In a KV-cached generation step the only
+  real token of each row (left or right padding).
+* **BOS is not edited** by the neuron edits (``edit_bos=False``, the default of ClasSteering,
+  SetNeurons, Deactivate, AddNeurons, UniformGain): the statistics that define the neurons
+  leave BOS out, so steering does too. ``edit_bos=True`` edits it like any real token (the
+  behaviour before the option; saved dicts without the key load with it). DiffMeanSteering
+  edits every real token, BOS included, as before. In a KV-cached generation step the only
   position is the new token, so cached generation steers every generated token under both
   settings (as a Hugging Face forward hook would); uncached generation recomputes the
   sequence and, for ``"last"``, steers only its current last token.
@@ -76,10 +90,11 @@ from __future__ import annotations
 
 from clas_lens.specs import VALUE_NAMES
 from clas_lens.stats.residual_means import ResidualMeans, residual_means
-from clas_lens.steering.clas import SHARED_OPTIONS, SPECIFIC_OPTIONS, ClasSteering
+from clas_lens.steering.clas import SHARED_OPTIONS, SPECIFIC_OPTIONS, SUPPRESS_OPTIONS, ClasSteering
 from clas_lens.steering.engine import bind_lang, steer
 from clas_lens.steering.masks import MaskSet
-from clas_lens.steering.neuron_edits import AddNeurons, Deactivate, NeuronEdit, SetNeurons
+from clas_lens.steering.edit_base import NeuronEdit
+from clas_lens.steering.neuron_edits import AddNeurons, Deactivate, SetNeurons
 from clas_lens.steering.registry import (
     Intervention,
     as_interventions,
@@ -90,6 +105,7 @@ from clas_lens.steering.registry import (
     registered_interventions,
 )
 from clas_lens.steering.residual import DiffMeanSteering
+from clas_lens.steering.uniform_gain import UniformGain
 from clas_lens.vocab import CATEGORIES, POSITIONS
 from clas_lens.vocab import DEFAULT_STEER_LAYERS as DEFAULT_CLAS_LAYERS
 
@@ -100,6 +116,7 @@ __all__ = [
     "Deactivate",
     "AddNeurons",
     "DiffMeanSteering",
+    "UniformGain",
     "NeuronEdit",
     "MaskSet",
     "ResidualMeans",
@@ -114,6 +131,7 @@ __all__ = [
     "bind_lang",
     "DEFAULT_CLAS_LAYERS",
     "SHARED_OPTIONS",
+    "SUPPRESS_OPTIONS",
     "SPECIFIC_OPTIONS",
     "CATEGORIES",
     "VALUE_NAMES",

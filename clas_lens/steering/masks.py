@@ -30,8 +30,10 @@ from clas_lens.steering.serialize import decode_bool, encode_bool, info_dict, js
 class MaskSet:
     """A compact, serialisable stand-in for a NeuronSet: only the masks steering needs.
 
-    ``mask(category, lang=None)`` behaves like ``NeuronSet.mask``: ``"specific"`` takes a
-    language (None is the union over languages); the shared categories take none.
+    ``mask(category, lang=None)`` behaves like ``NeuronSet.mask``: ``"specific"`` and
+    ``"active"`` (the neurons active in each language, kept by the ``"clas"`` method and used by
+    ``ClasSteering(shared="partial_active")``) take a language (None is the union over
+    languages); the shared categories take none.
 
     >>> import torch
     >>> spec = {"en": torch.eye(2, 4, dtype=torch.bool), "de": torch.zeros(2, 4, dtype=torch.bool)}
@@ -50,27 +52,32 @@ class MaskSet:
     model_info: dict | None = None
     method: str | None = None
     params: dict = dataclasses.field(default_factory=dict)
+    active: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
-        for t in [*self.specific.values(), *self.categories.values()]:
+        for t in [*self.specific.values(), *self.categories.values(), *self.active.values()]:
             return tuple(t.shape)  # type: ignore[return-value]
         raise DataValidationError("MaskSet holds no masks.")
 
     def mask(self, category: str, lang: str | None = None) -> Bool[Tensor, "layer neuron"]:
-        if category == "specific":
+        if category in ("specific", "active"):
+            table = self.specific if category == "specific" else self.active
+            noun = "language-specific" if category == "specific" else "per-language 'active'"
             if lang is None:
-                if not self.specific:
-                    raise DataValidationError("MaskSet holds no language-specific masks.")
+                if not table:
+                    raise DataValidationError(f"MaskSet holds no {noun} masks.")
                 out = torch.zeros(self.shape, dtype=torch.bool)
-                for m in self.specific.values():
+                for m in table.values():
                     out |= m.bool()
                 return out
-            if lang not in self.specific:
+            if lang not in table:
+                if not table:
+                    raise DataValidationError(f"MaskSet holds no {noun} masks.")
                 raise DataValidationError(
-                    f"Unknown language {lang!r}: these neurons have specific masks for {sorted(self.specific)}."
+                    f"Unknown language {lang!r}: these neurons have {category} masks for {sorted(table)}."
                 )
-            return self.specific[lang].bool()
+            return table[lang].bool()
         if category not in self.categories:
             raise DataValidationError(
                 f"MaskSet has no {category!r} mask (it holds {sorted(self.categories)}); build it "
@@ -80,10 +87,18 @@ class MaskSet:
 
     @classmethod
     def from_neurons(cls, neurons, categories: Iterable[str] = (), langs: Iterable[str] | None = None) -> "MaskSet":
-        """Copy the masks of ``categories`` (and "specific" per language) out of a NeuronSet."""
+        """Copy the masks of ``categories`` (and "specific" per language) out of a NeuronSet.
+
+        ``"active"`` among ``categories`` copies the per-language activity masks too.
+        """
         langs = list(langs if langs is not None else getattr(neurons, "langs", []))
-        cats = {c: torch.as_tensor(neurons.mask(c)).bool().cpu() for c in categories if c != "specific"}
+        categories = list(categories)
+        per_lang = ("specific", "active")
+        cats = {c: torch.as_tensor(neurons.mask(c)).bool().cpu() for c in categories if c not in per_lang}
         spec = {l: torch.as_tensor(neurons.mask("specific", l)).bool().cpu() for l in langs}
+        active = {}
+        if "active" in categories:
+            active = {l: torch.as_tensor(neurons.mask("active", l)).bool().cpu() for l in langs}
         params = getattr(neurons, "params", None)
         return cls(
             langs=langs,
@@ -93,10 +108,11 @@ class MaskSet:
             model_info=info_dict(getattr(neurons, "model_info", None)),
             method=getattr(neurons, "method", None),
             params=dict(params) if isinstance(params, Mapping) else {},
+            active=active,
         )
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "langs": list(self.langs),
             "site": self.site,
             "method": self.method,
@@ -105,6 +121,9 @@ class MaskSet:
             "specific": {l: encode_bool(m) for l, m in self.specific.items()},
             "categories": {c: encode_bool(m) for c, m in self.categories.items()},
         }
+        if self.active:
+            d["active"] = {l: encode_bool(m) for l, m in self.active.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "MaskSet":
@@ -116,6 +135,7 @@ class MaskSet:
             model_info=d.get("model_info"),
             method=d.get("method"),
             params=dict(d.get("params") or {}),
+            active={l: decode_bool(m) for l, m in d.get("active", {}).items()},
         )
 
 

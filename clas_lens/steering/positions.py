@@ -1,4 +1,5 @@
-"""Which token positions a steering hook edits: real tokens only, all of them or the last.
+"""Which token positions a steering hook edits: real tokens only, all of them or the last,
+with or without the BOS token.
 
 The attention mask of the running forward is captured by :class:`PadTracker`, pre-forward hooks
 on the bridge and on the wrapped Hugging Face model (``model.original_model``), which every
@@ -7,6 +8,14 @@ bridge path goes through (``forward``, ``run_with_cache``, the bridge's and clas
 gets the mask the bridge itself would build; a tensor without a mask counts every position as
 real. :func:`masked_edit` turns a rule on the selected neurons into an edit function that
 leaves padding and unselected positions untouched.
+
+**BOS.** The tracker also marks each row's BOS position: the row's first real token (left or
+right padding) when its id is the tokenizer's ``bos_token_id`` -- the rule by which
+:func:`clas_lens.batching.encode` leaves BOS out of the statistics (``real_mask``). Without
+token ids (``inputs_embeds``) the first real token counts as BOS when the tokenizer has a BOS
+token and ``model.cfg.default_prepend_bos`` is true. In a KV-cached step the first real token
+lies in the cached prefix, so no position of the step is BOS. Edits built with
+``edit_bos=False`` (the default of every neuron edit) leave the BOS position untouched.
 
 >>> check_positions("last")
 'last'
@@ -43,6 +52,7 @@ class PadTracker:
         self.model = model
         self.module = model.original_model
         self.mask: Tensor | None = None  # bool [batch, total_len] or None (all real)
+        self.bos: Tensor | None = None  # bool [batch, total_len]: each row's BOS position, or None (no BOS)
         self._strings: tuple[str, bool] | None = None
         self._memo: dict[tuple, Tensor | None] = {}
         self.handles = [
@@ -90,17 +100,61 @@ class PadTracker:
 
             mask = get_attention_mask(self.model.tokenizer, ids, strings[1], strings[0]).to(ids.device) != 0
         self.mask = mask
+        self.bos = self._find_bos(ids if isinstance(ids, Tensor) and ids.ndim == 2 else None, mask, kwargs)
         self._memo = {}
 
     def _hf_post(self, module, args, output) -> None:
         self.mask = None
+        self.bos = None
         self._memo = {}
 
-    def select(self, batch: int, pos: int, positions: str, device) -> Bool[Tensor, "batch pos"] | None:
-        """Positions to steer in a ``[batch, pos, ...]`` activation; None means all of them."""
-        key = (batch, pos, positions)
+    def _find_bos(self, ids: Tensor | None, mask: Tensor | None, kwargs) -> Bool[Tensor, "batch pos"] | None:
+        """Each row's BOS position over the full (cached + new) length, or None if there is none."""
+        tok = getattr(self.model, "tokenizer", None)
+        bos_id = getattr(tok, "bos_token_id", None)
+        if bos_id is None:
+            return None
+        if mask is None:
+            if ids is None or _past_length(kwargs) > 0:
+                return None  # without a mask a cached step's first position is not the sequence start
+            mask = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
+        batch, total = mask.shape
+        first = mask.int().argmax(dim=1)  # the first real position of each row
+        found = mask.any(dim=1)
+        if ids is None:
+            found = found & bool(getattr(self.model.cfg, "default_prepend_bos", True))
+        else:
+            offset = first - (total - ids.shape[1])  # its index among the ids of this forward
+            found = found & (offset >= 0)
+            at = ids.gather(1, offset.clamp(min=0).unsqueeze(1).to(ids.device)).squeeze(1).to(mask.device)
+            found = found & (at == bos_id)
+        if not bool(found.any()):
+            return None
+        out = torch.zeros(batch, total, dtype=torch.bool, device=mask.device)
+        out[torch.arange(batch, device=mask.device), first] = found
+        return out
+
+    def select(
+        self, batch: int, pos: int, positions: str, device, edit_bos: bool = True
+    ) -> Bool[Tensor, "batch pos"] | None:
+        """Positions to steer in a ``[batch, pos, ...]`` activation; None means all of them.
+
+        ``edit_bos=False`` leaves out each row's BOS position (see the module docstring).
+        """
+        key = (batch, pos, positions, edit_bos)
         if key in self._memo:
             return self._memo[key]
+        sel = self._select(batch, pos, positions, device)
+        bos = self.bos
+        if not edit_bos and bos is not None and bos.shape[0] == batch and bos.shape[1] >= pos:
+            win = bos[:, bos.shape[1] - pos :].to(device)
+            if bool(win.any()):
+                keep = ~win
+                sel = keep if sel is None else sel & keep
+        self._memo[key] = sel
+        return sel
+
+    def _select(self, batch: int, pos: int, positions: str, device) -> Bool[Tensor, "batch pos"] | None:
         mask = self.mask
         if mask is None:
             if positions == "all":
@@ -124,8 +178,18 @@ class PadTracker:
                 last = (win * ar).argmax(dim=1)
                 sel = torch.zeros(batch, pos, dtype=torch.bool, device=device)
                 sel[torch.arange(batch, device=device), last] = win.any(dim=1)
-        self._memo[key] = sel
         return sel
+
+
+def _past_length(kwargs) -> int:
+    """How many cached positions precede this forward (0 without a cache)."""
+    past = kwargs.get("past_key_values")
+    if past is not None and callable(getattr(past, "get_seq_length", None)):
+        return int(past.get_seq_length())
+    cache_position = kwargs.get("cache_position")
+    if isinstance(cache_position, Tensor) and cache_position.numel():
+        return int(cache_position.min())
+    return 0
 
 
 def pad_tracker(model) -> PadTracker:
@@ -154,9 +218,16 @@ def check_positions(positions: str) -> str:
 
 
 def masked_edit(
-    tracker: PadTracker, positions: str, idx: Int[Tensor, " k"], rule: Callable[[Tensor], Tensor]
+    tracker: PadTracker,
+    positions: str,
+    idx: Int[Tensor, " k"],
+    rule: Callable[[Tensor], Tensor],
+    edit_bos: bool = True,
 ) -> Callable[[Tensor], Tensor]:
     """An edit function that applies ``rule`` to the neurons ``idx`` at the steered positions.
+
+    ``edit_bos=False`` leaves the BOS position of each row untouched; the interventions pass
+    their own ``edit_bos`` (default False there).
 
     >>> import torch
     >>> from clas_lens.testing import tiny_model
@@ -169,7 +240,7 @@ def masked_edit(
         ix = idx.to(h.device)  # a no-op unless the layer lives on another device (device_map)
         sub = h.index_select(-1, ix)
         new = rule(sub)
-        sel = tracker.select(h.shape[0], h.shape[1], positions, h.device)
+        sel = tracker.select(h.shape[0], h.shape[1], positions, h.device, edit_bos)
         if sel is not None:
             new = torch.where(sel.unsqueeze(-1), new, sub)
         out = h.clone()

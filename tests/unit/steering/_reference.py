@@ -6,6 +6,13 @@ recomputes ``act_fn(gate_proj(x)) * up_proj(x)`` for the ``act`` site, a forward
 decoder layer for the residual stream. Positions to steer are worked out here from the
 attention mask with plain Python loops. ``FakeNeurons`` / ``FakeStats`` mimic NeuronSet /
 NeuronStats.
+
+BOS: an edit ``(kind, layer, fn, positions[, edit_bos])`` leaves each row's BOS position alone
+unless ``edit_bos`` is True (default False, the default of the neuron edits since the option
+exists; DiffMean's residual edits pass True). A forward pre-hook on the HF model records the
+input ids and the attention mask of every forward (``generate`` included); the BOS position
+of a row is its first attended position when the token there is ``config.bos_token_id`` and
+it lies among this forward's ids (a KV-cached step's ids are only the new tokens).
 """
 from __future__ import annotations
 
@@ -78,19 +85,37 @@ def ref_blocks(ref):
     return list(ref.transformer.h) if hasattr(ref, "transformer") else list(ref.model.layers)
 
 
-def ref_select(mask, pos, positions):
-    """Bool [batch, pos]: which of the last ``pos`` positions to steer (python loops)."""
+def ref_select(mask, pos, positions, bos=None):
+    """Bool [batch, pos]: which of the last ``pos`` positions to steer (python loops).
+
+    ``bos``: None, or one full-length BOS index (or None) per row, left out of the selection."""
     batch = mask.shape[0]
-    win = mask[:, mask.shape[1] - pos :].tolist()
+    offset = mask.shape[1] - pos
+    win = mask[:, offset:].tolist()
     sel = torch.zeros(batch, pos, dtype=torch.bool)
     for b in range(batch):
         real = [i for i, m in enumerate(win[b]) if m]
-        if positions == "all":
-            for i in real:
-                sel[b, i] = True
-        elif real:
-            sel[b, real[-1]] = True
+        chosen = real if positions == "all" else real[-1:]
+        for i in chosen:
+            if bos is not None and bos[b] is not None and bos[b] == i + offset:
+                continue
+            sel[b, i] = True
     return sel
+
+
+def ref_bos(ids, mask, bos_id):
+    """Per row: the full-length index of its BOS token, or None (python loops)."""
+    ids, mask = ids.tolist(), mask.tolist()
+    out = []
+    for b in range(len(mask)):
+        real = [i for i, m in enumerate(mask[b]) if m]
+        offset = len(mask[b]) - len(ids[b])
+        first = real[0] if real else None
+        if first is not None and first >= offset and ids[b][first - offset] == bos_id:
+            out.append(first)
+        else:
+            out.append(None)
+    return out
 
 
 class RefHooks:
@@ -99,46 +124,58 @@ class RefHooks:
 
     def __init__(self, ref, edits):
         self.ref, self.edits, self.handles = ref, edits, []
-        self.state = {"mask": None}
+        self.state = {"mask": None, "bos": None}
 
-    def _sel(self, h, positions):
+    def _sel(self, h, positions, edit_bos=False):
         mask = self.state["mask"]
         if mask is None:
             mask = torch.ones(h.shape[0], h.shape[1], dtype=torch.bool)
-        return ref_select(mask.bool(), h.shape[1], positions).unsqueeze(-1)
+        bos = None if edit_bos else self.state["bos"]
+        return ref_select(mask.bool(), h.shape[1], positions, bos).unsqueeze(-1)
+
+    def _record(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            mask = torch.ones(ids.shape, dtype=torch.long)
+        self.state["mask"] = mask.bool()
+        self.state["bos"] = ref_bos(ids, mask, self.ref.config.bos_token_id)
 
     def __enter__(self):
         blocks = ref_blocks(self.ref)
-        for kind, layer, fn, positions in self.edits:
+        self.handles.append(self.ref.register_forward_pre_hook(self._record, with_kwargs=True))
+        for edit in self.edits:
+            kind, layer, fn, positions = edit[:4]
+            edit_bos = edit[4] if len(edit) > 4 else False
             blk = blocks[layer]
             if kind == "post":
                 mod = blk.mlp.c_proj if hasattr(blk.mlp, "c_proj") else blk.mlp.down_proj
 
-                def pre(m, args, fn=fn, positions=positions):
+                def pre(m, args, fn=fn, positions=positions, eb=edit_bos):
                     h = args[0]
-                    return (torch.where(self._sel(h, positions), fn(h), h),) + tuple(args[1:])
+                    return (torch.where(self._sel(h, positions, eb), fn(h), h),) + tuple(args[1:])
 
                 self.handles.append(mod.register_forward_pre_hook(pre))
             elif kind == "act":
                 mlp = blk.mlp
                 if hasattr(mlp, "c_proj"):  # GPT-2: act == post
-                    def pre(m, args, fn=fn, positions=positions):
+                    def pre(m, args, fn=fn, positions=positions, eb=edit_bos):
                         h = args[0]
-                        return (torch.where(self._sel(h, positions), fn(h), h),)
+                        return (torch.where(self._sel(h, positions, eb), fn(h), h),)
 
                     self.handles.append(mlp.c_proj.register_forward_pre_hook(pre))
                 else:
-                    def post(m, args, out, fn=fn, positions=positions, mlp=mlp):
+                    def post(m, args, out, fn=fn, positions=positions, mlp=mlp, eb=edit_bos):
                         x = args[0]
                         act = mlp.act_fn(mlp.gate_proj(x))
-                        act = torch.where(self._sel(act, positions), fn(act), act)
+                        act = torch.where(self._sel(act, positions, eb), fn(act), act)
                         return mlp.down_proj(act * mlp.up_proj(x))
 
                     self.handles.append(mlp.register_forward_hook(post))
             elif kind == "resid":
-                def post(m, args, out, fn=fn, positions=positions):
+                def post(m, args, out, fn=fn, positions=positions, eb=edit_bos):
                     h = out[0] if isinstance(out, tuple) else out
-                    new = torch.where(self._sel(h, positions), fn(h), h)
+                    new = torch.where(self._sel(h, positions, eb), fn(h), h)
                     return (new,) + tuple(out[1:]) if isinstance(out, tuple) else new
 
                 self.handles.append(blk.register_forward_hook(post))
@@ -176,8 +213,7 @@ def position_ids(mask):
 
 
 def ref_logits(ref, enc, edits):
-    with RefHooks(ref, edits) as rh, torch.no_grad():
-        rh.state["mask"] = enc.attention_mask.bool()
+    with RefHooks(ref, edits), torch.no_grad():
         return ref(
             input_ids=enc.input_ids, attention_mask=enc.attention_mask, position_ids=position_ids(enc.attention_mask)
         ).logits
@@ -194,7 +230,8 @@ def assert_close_on_real(a, b, mask, what=""):
     assert diff < TOL, (what, diff)
 
 
-def check_against_reference(model, ivs, edits, texts=TEXTS):
+def check_against_reference(model, ivs, edits, texts=TEXTS, changes=True):
+    """Engine vs reference logits (left, right, no padding); ``changes``: the edit must move them."""
     ref = ref_of(model)
     base = None
     for side in ("left", "right"):
@@ -204,7 +241,8 @@ def check_against_reference(model, ivs, edits, texts=TEXTS):
         assert_close_on_real(got, exp, enc.attention_mask, side)
         with torch.no_grad():
             base = model(enc.input_ids, attention_mask=enc.attention_mask)
-        assert (got - base)[enc.attention_mask.bool()].abs().max() > 1e-3, "the intervention must change logits"
+        if changes:
+            assert (got - base)[enc.attention_mask.bool()].abs().max() > 1e-3, "the intervention must change logits"
     for t in texts[:2]:
         enc = encode(model, [t])
         assert_close_on_real(engine_logits(model, enc, *ivs), ref_logits(ref, enc, edits), enc.attention_mask, t)

@@ -70,3 +70,27 @@ def test_shape_mismatch_names_both_shapes(tiny_llama):
     check_shape(tiny_llama, torch.zeros(2, 64, dtype=torch.bool), "X")
     with pytest.raises(MismatchError, match=r"\(2, 128\).*\(2, 64\)"):
         check_shape(tiny_llama, torch.zeros(2, 128, dtype=torch.bool), "X")
+
+
+def test_maskset_keeps_per_language_activity():
+    """"active" masks (used by ClasSteering(shared="partial_active")) per language, round trip."""
+    g = torch.Generator().manual_seed(1)
+    active = {l: torch.rand(2, 64, generator=g) < 0.4 for l in ["en", "de"]}
+
+    class WithActive(FakeNeurons):
+        def mask(self, category, lang=None):
+            if category == "active":
+                return active[lang].clone()
+            return super().mask(category, lang)
+
+    ns = WithActive((2, 64), langs=["en", "de"])
+    ms = MaskSet.from_neurons(ns, ["partial_shared", "active"])
+    assert set(ms.active) == {"en", "de"} and "active" not in ms.categories
+    back = MaskSet.from_dict(json.loads(json.dumps(ms.to_dict())))
+    assert torch.equal(back.mask("active", "de"), active["de"])
+    assert torch.equal(back.mask("active"), active["en"] | active["de"])
+    assert "active" not in MaskSet.from_neurons(ns, ["partial_shared"]).to_dict()  # only when held
+    with pytest.raises(DataValidationError, match="no per-language 'active' masks"):
+        MaskSet.from_neurons(ns, ["partial_shared"]).mask("active", "de")
+    with pytest.raises(DataValidationError, match="Unknown language 'xx'"):
+        back.mask("active", "xx")

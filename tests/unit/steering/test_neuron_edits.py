@@ -1,5 +1,7 @@
 """SetNeurons, Deactivate and AddNeurons (clas_lens/steering/neuron_edits.py) against the
-reference; the deprecated ``alpha=`` / ``scale=`` names of ``strength`` and old saved dicts."""
+reference; the deprecated ``alpha=`` / ``scale=`` names of ``strength`` and old saved dicts.
+Their shared base NeuronEdit (clas_lens/steering/edit_base.py) is covered here too, through
+them; their ``edit_bos`` option is tested in test_positions.py, where the BOS rule lives."""
 from __future__ import annotations
 
 import json

@@ -17,6 +17,7 @@ from clas_lens.steering import (
     DiffMeanSteering,
     Intervention,
     SetNeurons,
+    UniformGain,
     as_interventions,
     bind_lang,
     intervention_from_dict,
@@ -43,6 +44,8 @@ def test_round_trip_through_json(tiny_llama):
         AddNeurons({l: ns.mask("specific", l) for l in LANGS}, "mean", stats=stats, strength=0.3),
         SetNeurons(ns.mask("partial_shared"), value="zero", positions="last"),
         DiffMeanSteering(None, "en", layers=[1], strength=2.0, means=rm),
+        ClasSteering(ns, layers=[0], beta=0.7, suppress="others", edit_bos=True, steer_anchor=False),
+        UniformGain({"en": 1.0, "de": 1.3, "ru": 0.8}, layers=[1], positions="last"),
     ]
     dicts = json.loads(json.dumps(interventions_to_dicts(ivs)))
     back = interventions_from_dicts(dicts)
@@ -60,7 +63,7 @@ def test_round_trip_through_json(tiny_llama):
 
 def test_registered_names():
     names = registered_interventions()
-    assert names[:5] == ["ClasSteering", "SetNeurons", "Deactivate", "AddNeurons", "DiffMeanSteering"]
+    assert names[:6] == ["ClasSteering", "SetNeurons", "Deactivate", "AddNeurons", "DiffMeanSteering", "UniformGain"]
     assert len(names) == len(set(names))
 
 

@@ -21,9 +21,10 @@ def test_diffmean_matches_reference(tiny):
     iv = DiffMeanSteering("en", "de", layers=[0], strength=6.0, means=rm)
     d = rm.vector("de", 0) - rm.vector("en", 0)
     delta = (6.0 * d / d.norm()).float()
-    check_against_reference(tiny, [iv], [("resid", 0, lambda h: h + delta, "all")])
+    # DiffMean edits BOS like any real token (no edit_bos option): the reference edits it too
+    check_against_reference(tiny, [iv], [("resid", 0, lambda h: h + delta, "all", True)])
     iv_last = DiffMeanSteering("en", "de", layers=[0], strength=6.0, means=rm, positions="last")
-    check_against_reference(tiny, [iv_last], [("resid", 0, lambda h: h + delta, "last")])
+    check_against_reference(tiny, [iv_last], [("resid", 0, lambda h: h + delta, "last", True)])
 
 
 def test_residual_means_equal_hf_hidden_states(tiny_llama):
