@@ -8,6 +8,11 @@ layers; :meth:`UniformGain.matching` sets ``gain`` to the mean per-neuron gain o
 ``mean[(1 - alpha) + alpha (1 + beta M_shared)(1 - gamma M_specific)]`` over every neuron of the
 steered layers, with the same layers, positions, site and ``edit_bos``. A CLAS template gives a
 per-language table of gains (``for_lang`` picks one). See docs/methods.md, "The CLAS rule".
+
+On models that normalise the MLP output before adding it to the residual stream (Gemma 3's
+``post_feedforward_layernorm``, hence Gemma-3-270M) the norm cancels a uniform gain up to its
+epsilon: there UniformGain is (almost) a no-op, which is itself the control's answer -- only
+the non-uniform part of CLAS's gains can act.
 """
 from __future__ import annotations
 
@@ -106,6 +111,9 @@ class UniformGain(Intervention):
             langs = source_langs(clas.neurons) or []
             if not langs:
                 raise DataValidationError("UniformGain.matching: the CLAS template's neurons name no languages.")
+            anchor = getattr(clas, "anchor", None)
+            if not getattr(clas, "steer_anchor", True) and anchor is not None and anchor not in langs:
+                langs = [anchor, *langs]  # CLAS leaves it unsteered: gain 1
             gain: Any = {l: _mean_gain(clas.for_lang(l), model, n_layers) for l in langs}
         else:
             gain = _mean_gain(clas, model, n_layers)

@@ -49,6 +49,7 @@ def test_matching_equals_the_mean_gain(tiny_llama):
     # the unsteered anchor of CLAS: gain 1, an exact no-op
     skip = UniformGain.matching(ClasSteering(ns, steer_anchor=False, beta=0.5))
     assert skip.gain["en"] == 1.0 and skip.for_lang("en").is_noop and not skip.for_lang("de").is_noop
+    assert UniformGain.matching(ClasSteering(ns, steer_anchor=False, anchor="fr")).gain["fr"] == 1.0
     # one-term controls
     boost = UniformGain.matching(ClasSteering.boost_only(ns, "ru", beta=1.0, layers=[0]))
     assert boost.gain == pytest.approx(1.0 + float(ns.mask("partial_shared")[0].float().mean()), abs=1e-12)
