@@ -8,7 +8,8 @@ Nothing here runs a model: the package imports no steering, model or statistics 
 function                               module                input
 =====================================  ====================  ===================================
 :func:`neuron_categories`              :mod:`.neurons`       ``NeuronSet.counts()``
-:func:`language_overlap`               :mod:`.neurons`       ``NeuronSet.overlap()``
+:func:`active_overlap`                 :mod:`.overlap`       ``{lang: [layer, neuron] probs}``
+:func:`overlap_heatmap`                :mod:`.overlap`       any square Jaccard table
 :func:`activation_prob_distributions`  :mod:`.neurons`       ``{lang: [layer, neuron] probs}``
 :func:`top_attributed_neurons`         :mod:`.neurons`       (layer, neuron, score[, lang])
 :func:`sweep_curves`                   :mod:`.gains`         sweep cells
@@ -18,6 +19,15 @@ function                               module                input
 :func:`divergence_scatter`             :mod:`.clusters`      points + ``divergence_test`` rows
 :func:`save_figure`                    :mod:`.export`        any ``go.Figure``
 =====================================  ====================  ===================================
+
+Every figure function takes ``size=``: ``None`` (screen), ``"double"`` (a two-column print
+figure, ~7.2 in wide) or ``"single"`` (one column, ~3.5 in), with fonts that stay readable
+once printed (:data:`clas_lens.plotting.geometry.SIZES`); ``save_figure(..., size=...)`` sizes
+a figure for print too. Margins are computed from what is drawn (no band above the plot
+without a title) and every legend entry is visible: the legend goes below the plot in rows
+when it does not fit beside it (:mod:`clas_lens.plotting.layout`). ``language_overlap`` is
+deprecated: the overlap of CLAS's specific neurons is zero by construction, so
+:func:`active_overlap` draws the overlap of the languages' active neuron sets instead.
 
 Style lives in ONE place, :mod:`clas_lens.plotting.style`: the ``clas_lens`` template
 registered in ``plotly.io.templates``, fixed colours per language (:func:`lang_colors`), per
@@ -61,11 +71,17 @@ from clas_lens.plotting.export import (  # noqa: F401 (BROWSER_*, STATIC_FORMATS
     static_export_available,
 )
 from clas_lens.plotting.gains import language_gains, sweep_curves
+from clas_lens.plotting.geometry import PRINT_DPI, PX_PER_INCH, SIZES, SizePreset
 from clas_lens.plotting.neurons import (
     activation_prob_distributions,
-    language_overlap,
     neuron_categories,
     top_attributed_neurons,
+)
+from clas_lens.plotting.overlap import (
+    active_jaccard,
+    active_overlap,
+    language_overlap,
+    overlap_heatmap,
 )
 from clas_lens.plotting.style import (
     TEMPLATE_NAME,
@@ -93,9 +109,15 @@ from clas_lens.vocab import CATEGORIES  # noqa: F401 (old public name, now from 
 from clas_lens.vocab import LEGACY_UNSTEERED, UNSTEERED
 
 __all__ = [
+    "PRINT_DPI",
+    "PX_PER_INCH",
+    "SIZES",
     "TEMPLATE_NAME",
+    "SizePreset",
     "StaticExportWarning",
     "activation_prob_distributions",
+    "active_jaccard",
+    "active_overlap",
     "apply_style",
     "category_colors",
     "cluster_by_layer",
@@ -105,6 +127,7 @@ __all__ = [
     "language_gains",
     "language_overlap",
     "neuron_categories",
+    "overlap_heatmap",
     "projection_scatter",
     "save_figure",
     "set_defaults",

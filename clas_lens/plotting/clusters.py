@@ -9,7 +9,8 @@ function                       input
 :func:`divergence_scatter`     (lang, gain, delta_separation, delta_alignment) + tests
 =============================  ===========================================================
 
-Pure functions: each checks its input and returns a ``plotly.graph_objects.Figure``. The
+Pure functions: each checks its input and returns a ``plotly.graph_objects.Figure``; ``size``
+picks a size preset (:data:`clas_lens.plotting.geometry.SIZES`). The
 unsteered condition is recognised under any of its names (:func:`clas_lens.vocab.is_unsteered`)
 and labelled "unsteered"; the metrics and the test are those of docs/methods.md, "Clusters and
 the divergence test".
@@ -26,12 +27,12 @@ import plotly.graph_objects as go
 
 from clas_lens.errors import DataValidationError
 from clas_lens.plotting.checks import check_frame, check_unique, unique_in_order
+from clas_lens.plotting.geometry import SizePreset, get_size
+from clas_lens.plotting.layout import add_note, facet_spacing, finish, panel_size, place_labels
 from clas_lens.plotting.style import (
     DASHES,
     FIT_COLOR,
-    PANEL_HEIGHT,
     POOLED_LANGS,
-    apply_style,
     condition_colors,
     condition_label,
     lang_colors,
@@ -47,7 +48,8 @@ __all__ = ["cluster_by_layer", "divergence_scatter", "projection_scatter"]
 
 def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine", *,
                      alignment: str | None = "parallel_cosine", base: str | None = None,
-                     per_lang: bool = False, title: str | None = None) -> go.Figure:
+                     per_lang: bool = False, size: str | SizePreset | None = None,
+                     title: str | None = None) -> go.Figure:
     """A cluster metric per layer before (unsteered) and after steering (other conditions).
 
     ``metrics_df`` is ``cluster_metrics`` output (concatenated over conditions): rows
@@ -58,7 +60,8 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
     first condition :func:`clas_lens.vocab.is_unsteered` recognises) in grey, labelled
     "unsteered". Each line is the pooled ("all") value where there is one, else the mean over
     languages (said in the panel title). ``per_lang=True`` draws one line per language and
-    condition instead (language colour, condition as dash).
+    condition instead (language colour, condition as dash; a language's lines share one
+    legend group).
 
     >>> df = pd.DataFrame({"condition": ["unsteered", "unsteered", "clas", "clas"] * 2,
     ...                    "layer": [0, 1, 0, 1] * 2, "lang": [""] * 4 + ["de"] * 4,
@@ -84,9 +87,15 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
     conditions = unsteered_first(conditions, base)
     ccol = condition_colors(conditions, base=base)
     titles = [metric] + ([f"{alignment} (alignment)"] if len(panels) > 1 else [])
-    fig = subplots(1, len(panels), titles)
+    p = get_size(size)
+    n_cols = min(len(panels), p.wide_cols)
+    n_rows = -(-len(panels) // n_cols)
+    h_sp, v_sp, plot_h = facet_spacing(n_rows, n_cols, row_height=p.panel_height, col_width=300,
+                                       preset=p, x_titles=True)
+    fig = subplots(n_rows, n_cols, titles, h_spacing=h_sp, v_spacing=v_sp)
     shown: set[str] = set()
     for j, m in enumerate(panels):
+        row, col = j // n_cols + 1, j % n_cols + 1
         sub = df[df["metric"] == m]
         langs = [l for l in unique_in_order(sub["lang"]) if l != ""]
         pooled = (sub["lang"] == "").any()
@@ -103,9 +112,9 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
                     fig.add_trace(go.Scatter(
                         x=ls["layer"], y=ls["value"], mode="lines+markers", name=name,
                         line=dict(color=lcol[lang], dash=DASHES[k % len(DASHES)], width=2),
-                        legendgroup=name, showlegend=name not in shown,
+                        legendgroup=str(lang), showlegend=name not in shown,
                         hovertemplate=f"{name}<br>layer %{{x}}<br>{m} = %{{y:.4f}}<extra></extra>",
-                    ), row=1, col=j + 1)
+                    ), row=row, col=col)
                     shown.add(name)
                 continue
             if pooled:
@@ -118,14 +127,14 @@ def cluster_by_layer(metrics_df: pd.DataFrame, metric: str = "silhouette_cosine"
                 legendgroup=cond, showlegend=cond not in shown,
                 hovertemplate=f"{condition_label(cond)}<br>layer %{{x}}<br>{m} = %{{y:.4f}}"
                               "<extra></extra>",
-            ), row=1, col=j + 1)
+            ), row=row, col=col)
             shown.add(cond)
         if langs and not split and not pooled:
             fig.layout.annotations[j].text += f" · mean over {len(langs)} languages"
-        fig.update_yaxes(title_text=m, row=1, col=j + 1)
-        fig.update_xaxes(title_text="layer", row=1, col=j + 1)
-    fig.update_layout(legend_title_text="condition")
-    return apply_style(fig, title=title, height=PANEL_HEIGHT + 40)
+        fig.update_yaxes(title_text=m, row=row, col=col)
+        fig.update_xaxes(title_text="layer", row=row, col=col)
+    fig.update_layout(legend_title_text="language · condition" if per_lang else "condition")
+    return finish(fig, size=p, title=title, plot_height=plot_h)
 
 
 def _hover_text(s: Any, width: int = 60, max_chars: int = 240) -> str:
@@ -137,7 +146,8 @@ def _hover_text(s: Any, width: int = 60, max_chars: int = 240) -> str:
 
 def projection_scatter(proj_df: pd.DataFrame, *, base: str | None = None,
                        layer: int | None = None, share_axes: bool = False,
-                       marker_size: int = 6, title: str | None = None) -> go.Figure:
+                       marker_size: int | None = None, size: str | SizePreset | None = None,
+                       title: str | None = None) -> go.Figure:
     """2-D projection (UMAP / PCA) of sentence representations, coloured by language.
 
     ``proj_df`` is ``project(...)`` output, columns ``x, y, lang, condition, id, text`` (and
@@ -146,7 +156,8 @@ def projection_scatter(proj_df: pd.DataFrame, *, base: str | None = None,
     :func:`clas_lens.vocab.is_unsteered` recognises, labelled "unsteered"), one trace per
     language and panel; hovering a point shows the sentence id and text. Axes are independent
     unless ``share_axes=True`` (right when one projection was fitted for all conditions
-    together, as ``project`` does, so distances compare).
+    together, as ``project`` does, so distances compare). ``marker_size`` defaults to 6 px on
+    screen, 4 px for print sizes; panels are stacked for ``size="single"``.
 
     >>> df = pd.DataFrame({"x": [0.0, 1.0, 0.5, 1.5], "y": [0.0, 1.0, 0.2, 0.9],
     ...                    "lang": ["en", "de"] * 2, "condition": ["clas"] * 2 + ["unsteered"] * 2,
@@ -176,7 +187,15 @@ def projection_scatter(proj_df: pd.DataFrame, *, base: str | None = None,
     colors = lang_colors(langs)
     labels = [(f"{condition_label(c)} (before steering)" if c == base else condition_label(c))
               + suffix for c in conditions]
-    fig = subplots(1, len(conditions), labels, shared_x=share_axes, shared_y=share_axes)
+    p = get_size(size)
+    if marker_size is None:
+        marker_size = 6 if p.width is None else 4
+    n_cols = min(len(conditions), p.wide_cols)
+    n_rows = -(-len(conditions) // n_cols)
+    h_sp, v_sp, plot_h = facet_spacing(n_rows, n_cols, row_height=p.panel_height + 40,
+                                       col_width=300, preset=p, x_titles=True)
+    fig = subplots(n_rows, n_cols, labels, shared_x=share_axes, shared_y=share_axes,
+                   h_spacing=h_sp, v_spacing=v_sp)
     shown: set[str] = set()
     for j, cond in enumerate(conditions):
         cs = df[df["condition"] == cond]
@@ -196,17 +215,19 @@ def projection_scatter(proj_df: pd.DataFrame, *, base: str | None = None,
                 hovertemplate=f"<b>%{{customdata[0]}}</b> ({html.escape(str(lang))}, "
                               f"{html.escape(condition_label(cond))})<br>%{{customdata[1]}}"
                               "<extra></extra>",
-            ), row=1, col=j + 1)
+            ), row=j // n_cols + 1, col=j % n_cols + 1)
             shown.add(lang)
     fig.update_xaxes(title_text="component 1", showgrid=False)
-    fig.update_yaxes(title_text="component 2", showgrid=False, row=1, col=1)
+    fig.update_yaxes(showgrid=False)
+    for r in range(1, n_rows + 1):
+        fig.update_yaxes(title_text="component 2", row=r, col=1)
     fig.update_layout(legend_title_text="language", legend_itemsizing="constant")
-    return apply_style(fig, title=title, height=PANEL_HEIGHT + 80,
-                       width=width_for(len(conditions)))
+    return finish(fig, size=p, title=title, plot_height=plot_h, width=width_for(n_cols))
 
 
 def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = None, *,
-                       layer: int | None = None, title: str | None = None) -> go.Figure:
+                       layer: int | None = None, size: str | SizePreset | None = None,
+                       title: str | None = None) -> go.Figure:
     """Task gain vs change in language-cluster separation, and vs change in alignment.
 
     ``points_df`` has columns ``lang, gain, delta_separation, delta_alignment`` (one point per
@@ -216,7 +237,10 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
     separation / alignment, ``r, ci_low, ci_high, p_value, n`` and optionally ``metric, layer,
     method``) is written under the matching panel, one line per row. The points come from one
     layer: a ``test_df`` for several layers (``divergence_test(..., layer="all")``) needs
-    ``layer=`` to pick the rows that belong to them.
+    ``layer=`` to pick the rows that belong to them. Each point is labelled with its language
+    where the label collides with no other label or point (:func:`place_labels` tries eight
+    positions around it); the others are named by hover and by the legend (every language has
+    an entry). The panels are stacked for ``size="single"``, their test lines under the plot.
 
     >>> pts = pd.DataFrame({"lang": ["de", "zh", "hi"], "gain": [0.01, 0.04, 0.03],
     ...                     "delta_separation": [0.02, 0.09, 0.05],
@@ -248,12 +272,17 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
     panels = [("separation", "delta_separation",
                f"Δ language separation (steered − {UNSTEERED})"),
               ("alignment", "delta_alignment", f"Δ alignment to anchor (steered − {UNSTEERED})")]
-    fig = subplots(1, 2, ["gain vs separation (divergence)", "gain vs alignment"])
+    p = get_size(size)
+    n_cols = min(2, p.wide_cols)
+    n_rows = 2 // n_cols
+    h_sp, v_sp, plot_h = facet_spacing(n_rows, n_cols, row_height=p.panel_height + 40,
+                                       col_width=300, preset=p, x_titles=True)
+    fig = subplots(n_rows, n_cols, ["gain vs separation (divergence)", "gain vs alignment"],
+                   h_spacing=h_sp, v_spacing=v_sp)
     langs = unique_in_order(pts["lang"])
     colors = lang_colors(langs)
-    n_lines = 1
     for j, (hyp, col, label) in enumerate(panels):
-        c = j + 1
+        r, c = j // n_cols + 1, j % n_cols + 1
         xs = pd.to_numeric(pts[col], errors="coerce").to_numpy(dtype=float)
         ys = pd.to_numeric(pts["gain"], errors="coerce").to_numpy(dtype=float)
         ok = np.isfinite(xs) & np.isfinite(ys)
@@ -263,11 +292,13 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
                 continue
             fig.add_trace(go.Scatter(
                 x=xs[m], y=ys[m], mode="markers+text", name=str(lang),
-                text=[str(lang)] * int(m.sum()),
+                text=[str(lang)] * int(m.sum()), textfont=dict(size=p.small),
                 textposition="top center", legendgroup=str(lang), showlegend=j == 0,
-                marker=dict(color=colors[lang], size=10, line=dict(width=1, color="white")),
+                cliponaxis=False,
+                marker=dict(color=colors[lang], size=10 if p.width is None else 7,
+                            line=dict(width=1, color="white")),
                 hovertemplate=f"{lang}<br>{col} = %{{x:.4f}}<br>gain = %{{y:.4f}}<extra></extra>",
-            ), row=1, col=c)
+            ), row=r, col=c)
         x_ok, y_ok = xs[ok], ys[ok]
         if x_ok.size >= 2 and np.ptp(x_ok) > 0:
             slope, intercept = np.polyfit(x_ok, y_ok, 1)
@@ -277,21 +308,44 @@ def divergence_scatter(points_df: pd.DataFrame, test_df: pd.DataFrame | None = N
                 line=dict(color=FIT_COLOR, dash="dash", width=1.5), legendgroup="fit",
                 showlegend=j == 0,
                 hovertemplate=f"gain = {slope:.3g} · x + {intercept:.3g}<extra></extra>",
-            ), row=1, col=c)
-        fig.add_hline(y=0, line=dict(color="#bbbbbb", width=1), row=1, col=c)
-        fig.add_vline(x=0, line=dict(color="#bbbbbb", width=1), row=1, col=c)
-        fig.update_xaxes(title_text=label, row=1, col=c)
+            ), row=r, col=c)
+        fig.add_hline(y=0, line=dict(color="#bbbbbb", width=1), row=r, col=c)
+        fig.add_vline(x=0, line=dict(color="#bbbbbb", width=1), row=r, col=c)
+        fig.update_xaxes(title_text=label, row=r, col=c)
+        fig.update_yaxes(title_text=f"task gain (steered − {UNSTEERED})", row=r, col=1)
         if tests is None:
             lines = [f"n = {int(ok.sum())} points (no test given)"]
         else:
             lines = _test_lines(tests[tests["hypothesis"] == hyp]) or [f"no {hyp} test given"]
-        n_lines = max(n_lines, len(lines))
-        fig.add_annotation(text="<br>".join(lines), xref="x domain", yref="y domain", x=0, y=0,
-                           yshift=-62, xanchor="left", yanchor="top", showarrow=False,
-                           align="left", font=dict(size=11), row=1, col=c)
-    fig.update_yaxes(title_text=f"task gain (steered − {UNSTEERED})", row=1, col=1)
-    fig.update_layout(legend_title_text="language", margin_b=80 + 16 * n_lines)
-    return apply_style(fig, title=title, height=PANEL_HEIGHT + 80 + 16 * n_lines)
+        if n_cols == 1:
+            lines = [f"<i>gain vs {hyp}</i>"] + lines
+        x_at = fig.layout[f"xaxis{j + 1 if j else ''}"].domain[0] if n_cols > 1 else 0.0
+        add_note(fig, "<br>".join(lines), x=x_at, row=0 if n_cols > 1 else j)
+    fig.update_layout(legend_title_text="language")
+    finish(fig, size=p, title=title, plot_height=plot_h)
+    _label_points(fig, p)
+    return fig
+
+
+def _label_points(fig: go.Figure, p: SizePreset) -> None:
+    """Text positions that keep the language labels of each panel apart (some left out)."""
+    for axis in ("x", "x2"):
+        traces = [t for t in fig.data if t.mode == "markers+text" and (t.xaxis or "x") == axis]
+        if not traces:
+            continue
+        suffix = axis[1:]
+        w, h = panel_size(fig, p, f"xaxis{suffix}", f"yaxis{suffix}")
+        xs = np.concatenate([np.asarray(t.x, dtype=float) for t in traces])
+        ys = np.concatenate([np.asarray(t.y, dtype=float) for t in traces])
+        texts = [str(v) for t in traces for v in t.text]
+        where = place_labels(xs, ys, texts, width_px=w, height_px=h, font=p.small,
+                             marker_px=traces[0].marker.size)
+        i = 0
+        for t in traces:
+            pos = where[i:i + len(t.x)]
+            i += len(t.x)
+            t.textposition = [q or "top center" for q in pos]
+            t.text = [txt if q else "" for txt, q in zip(t.text, pos)]
 
 
 def _test_lines(rows: pd.DataFrame) -> list[str]:

@@ -1,7 +1,8 @@
 """Saving figures: self-contained HTML always, PNG / SVG / PDF through kaleido when a browser is
 found.
 
-Owns :func:`save_figure`, the check :func:`static_export_available`, the Chrome/Chromium lookup
+Owns :func:`save_figure` (HTML, PNG, SVG and PDF by default; ``size="single"`` /
+``"double"`` lays the figure out for print and saves PNGs at 300 dpi), the check :func:`static_export_available`, the Chrome/Chromium lookup
 (``BROWSER_PATH``, then :data:`BROWSER_NAMES` on PATH, then :data:`BROWSER_PATHS`) and its one
 message saying how to fix a missing browser. HTML inlines plotly.js (works offline) and is
 written atomically. Static formats go through kaleido 1.x, imported only when used. A missing
@@ -27,6 +28,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from clas_lens.io import atomic_write_bytes, atomic_write_text
+from clas_lens.plotting.geometry import SizePreset, get_size
+from clas_lens.plotting.layout import resize
 from clas_lens.plotting.style import DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 __all__ = [
@@ -153,8 +156,9 @@ def _kaleido_export(fig: go.Figure, formats: Sequence[str], *, browser: str, wid
 
 
 def save_figure(fig: go.Figure, path: str | os.PathLike,
-                formats: Sequence[str] = ("html", "png", "svg"), width: int | None = None,
-                height: int | None = None, *, scale: float = 2.0,
+                formats: Sequence[str] = ("html", "png", "svg", "pdf"), width: int | None = None,
+                height: int | None = None, *, scale: float | None = None,
+                size: str | SizePreset | None = None,
                 timeout: float = 120.0) -> dict[str, Path | str]:
     """Write ``fig`` as self-contained HTML (always) and PNG/SVG/PDF when a Chrome is found.
 
@@ -163,7 +167,11 @@ def save_figure(fig: go.Figure, path: str | os.PathLike,
     ``figs/overlap.png``... HTML inlines plotly.js (works offline, ~5 MB) and is written
     atomically. Static formats go through kaleido 1.x and the browser that
     :func:`static_export_available` finds, in one browser session, at ``width`` x ``height``
-    (default: the figure's size, else 1000 x 600) times ``scale``. If no browser is found or
+    (default: the figure's size, else 1000 x 600) times ``scale`` (default 2). PDF pages are
+    ``width / 96`` inches wide. ``size="single"`` (one column, 3.5 in) or ``"double"`` (two
+    columns, 7.2 in) first lays the figure out for print (:func:`clas_lens.plotting.layout.resize`:
+    fonts, width, margins, legend; better still, build it with the figure function's own
+    ``size=``), and makes the default ``scale`` give 300 dpi PNGs. If no browser is found or
     the export fails, nothing is raised: the entry for that format holds a message saying why
     and how to fix it, and a :class:`StaticExportWarning` is emitted.
 
@@ -178,6 +186,11 @@ def save_figure(fig: go.Figure, path: str | os.PathLike,
     """
     if not isinstance(fig, go.Figure):
         raise TypeError(f"save_figure needs a plotly go.Figure, got {type(fig).__name__}")
+    if size is not None:
+        preset = get_size(size)
+        fig = resize(fig, preset)
+        scale = preset.scale if scale is None else scale
+    scale = 2.0 if scale is None else float(scale)
     if isinstance(formats, str):
         formats = (formats,)
     wanted: list[str] = []

@@ -32,12 +32,12 @@ from clas_lens.plotting.checks import (
     select_metric,
     unique_in_order,
 )
+from clas_lens.plotting.geometry import SizePreset, get_size, grid
+from clas_lens.plotting.layout import add_note, facet_spacing, finish
 from clas_lens.plotting.style import (
     CI_OPACITY,
     DASHES,
     FIT_COLOR,
-    PANEL_HEIGHT,
-    apply_style,
     condition_label,
     lang_colors,
     resolve_unsteered,
@@ -50,13 +50,18 @@ from clas_lens.vocab import DEFAULT_CONFIDENCE, UNSTEERED
 __all__ = ["language_gains", "sweep_curves"]
 
 _PARAM_COLUMNS = ("condition", "method", "alpha", "beta", "gamma", "layers", "value_kind")
+#: ``facet="auto"`` overlays at most this many languages (lines with CI bands) in one panel;
+#: with more, each language gets its own panel (small multiples).
+OVERLAY_MAX = 4
 
 
 def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
                  metric: str | Mapping[str, str] | None = None, *, y: str = "value",
                  fixed: Mapping[str, Any] | None = None, dash: str | None = None,
+                 facet: str | None = "auto", size: str | SizePreset | None = None,
                  title: str | None = None) -> go.Figure:
-    """Metric vs steering strength, one line per language with a 95 % CI band, a panel per task.
+    """Metric vs steering strength, one line per language with a 95 % CI band, a panel per task
+    (or per task and language: small multiples).
 
     ``sweep_df`` holds tidy sweep cells: ``task, lang, metric`` and the strength column ``x``
     (``alpha``, ``beta`` or ``gamma``), plus ``value, ci_low, ci_high`` (``y="value"``) or
@@ -67,6 +72,12 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
     ``fixed={"gamma": 0.2}`` keeps only matching rows; ``dash`` names a column drawn as line
     dash (e.g. ``"method"``). If several rows remain for the same task, language and
     strength, the error names the columns that differ.
+
+    ``facet``: ``"lang"`` draws one panel per language (small multiples, wrapped into rows; each
+    task starts a new block of rows; panels of one task share their y range), None overlays
+    every language in one panel per task, ``"auto"`` overlays up to :data:`OVERLAY_MAX`
+    languages and draws small multiples beyond, where the bands would hide each other. Every
+    language has one legend entry either way.
 
     >>> df = pd.DataFrame({"task": "nli", "lang": ["de", "de", "zh", "zh"],
     ...                    "metric": "accuracy", "beta": [0.0, 0.2, 0.0, 0.2],
@@ -111,18 +122,40 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
             f"sweep_df has several rows for the same {keys} (e.g. "
             f"{d[keys].iloc[0].to_dict()}); {hint}")
 
+    if facet not in ("auto", "lang", None):
+        raise ValueError(f"facet must be 'auto', 'lang' or None, got {facet!r}")
     tasks = list(chosen)
     langs = unique_in_order(df["lang"])
     colors = lang_colors(langs)
     dash_values = unique_in_order(df[dash]) if dash else [None]
     dash_style = {v: DASHES[i % len(DASHES)] for i, v in enumerate(dash_values)}
-    fig = subplots(1, len(tasks), [f"{t} · {chosen[t]}" for t in tasks])
+    p = get_size(size)
+    by_lang = facet == "lang" or (facet == "auto" and len(langs) > OVERLAY_MAX)
+    cells: dict[tuple[Any, Any], tuple[int, int]] = {}  # (task, lang or None) -> (row, col)
+    if by_lang:
+        block, cols = grid(len(langs), p.max_cols)
+        for ti, task in enumerate(tasks):
+            for i, lang in enumerate(langs):
+                cells[task, lang] = (ti * block + i // cols + 1, i % cols + 1)
+        rows, row_h = block * len(tasks), p.facet_height
+    else:
+        rows, cols = grid(len(tasks), p.wide_cols)
+        cells = {(t, None): (i // cols + 1, i % cols + 1) for i, t in enumerate(tasks)}
+        row_h = p.panel_height
+    titles = [""] * (rows * cols)
+    for (task, lang), (r, c) in cells.items():
+        titles[(r - 1) * cols + c - 1] = (f"{task} · {chosen[task]}" if lang is None else
+                                          lang if len(tasks) == 1 else f"{lang} · {task}")
+    h_sp, v_sp, plot_h = facet_spacing(rows, cols, row_height=row_h, col_width=220, preset=p,
+                                       x_titles=rows > 1 and (len(tasks) > 1 or not by_lang))
+    fig = subplots(rows, cols, titles, h_spacing=h_sp, v_spacing=v_sp)
     shown: set[str] = set()
     extra = [c for c in ("n", "p_value") if c in df.columns]
-    for j, task in enumerate(tasks):
+    taken = {(task, pos) for (task, _), pos in cells.items()}
+    for (task, panel_lang), (r, c) in cells.items():
         tdf = df[df["task"] == task]
         lines: list[go.Scatter] = []  # drawn after every band, so no band covers a line
-        for lang in langs:
+        for lang in (langs if panel_lang is None else [panel_lang]):
             for dv in dash_values:
                 sub = tdf[tdf["lang"] == lang]
                 if dash:
@@ -142,7 +175,7 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
                         mode="lines", fill="toself", fillcolor=rgba(colors[lang], CI_OPACITY),
                         line=dict(width=0), hoverinfo="skip", showlegend=False,
                         legendgroup=name, name=f"{name} 95% CI",
-                    ), row=1, col=j + 1)
+                    ), row=r, col=c)
                 custom = (np.stack([sub[c].to_numpy(dtype=float) for c in extra], axis=-1)
                           if extra else None)
                 hover = f"{lang}<br>{x} = %{{x}}<br>{y} = %{{y:.4f}}"
@@ -150,24 +183,60 @@ def sweep_curves(sweep_df: pd.DataFrame, x: str = "beta",
                 lines.append(go.Scatter(
                     x=xs, y=sub[y].to_numpy(dtype=float), mode="lines+markers", name=name,
                     line=dict(color=colors[lang], width=2, dash=dash_style[dv]),
-                    marker=dict(size=6), legendgroup=name, showlegend=name not in shown,
-                    customdata=custom, hovertemplate=hover + "<extra></extra>",
+                    marker=dict(size=6 if p.width is None else 4), legendgroup=name,
+                    showlegend=name not in shown, customdata=custom,
+                    hovertemplate=hover + "<extra></extra>",
                 ))
                 shown.add(name)
         for line in lines:
-            fig.add_trace(line, row=1, col=j + 1)
-        y_title = chosen[task] if y == "value" else f"Δ {chosen[task]} vs {UNSTEERED}"
-        fig.update_yaxes(title_text=y_title, row=1, col=j + 1)
-        fig.update_xaxes(title_text=x, row=1, col=j + 1)
+            fig.add_trace(line, row=r, col=c)
+        axes = fig.get_subplot(r, c)
+        if c == 1:
+            axes.yaxis.title.text = (chosen[task] if y == "value" else
+                                     f"Δ {chosen[task]} vs {UNSTEERED}")
+        if (task, (r + 1, c)) not in taken:  # x title under the lowest panel of a column
+            axes.xaxis.title.text = x
         if y == "diff":
-            fig.add_hline(y=0, line=dict(color=FIT_COLOR, width=1, dash="dot"), row=1, col=j + 1)
+            fig.add_hline(y=0, line=dict(color=FIT_COLOR, width=1, dash="dot"), row=r, col=c)
+    if by_lang:
+        _share_ranges(fig, df, cells, x, [y, lo_col, hi_col], rows * cols)
     fig.update_layout(legend_title_text="language")
-    return apply_style(fig, title=title, height=PANEL_HEIGHT + 40, width=width_for(len(tasks)))
+    return finish(fig, size=p, title=title, plot_height=plot_h, width=width_for(cols))
+
+
+def _share_ranges(fig: go.Figure, df: pd.DataFrame, cells: Mapping[tuple[Any, Any], tuple],
+                  x: str, ycols: list[str], n_cells: int) -> None:
+    """Small multiples: one x range for all panels, one y range per task; empty cells hidden."""
+    def padded(v: np.ndarray) -> list[float] | None:
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return None
+        lo, hi = float(v.min()), float(v.max())
+        pad = (hi - lo) * 0.06 or 0.05
+        return [lo - pad, hi + pad]
+
+    x_range = padded(df[x].to_numpy(dtype=float))
+    used = set(cells.values())
+    cols = max(c for _, c in used)
+    for i in range(n_cells):
+        r, c = i // cols + 1, i % cols + 1
+        if (r, c) not in used:
+            axes = fig.get_subplot(r, c)
+            axes.xaxis.visible = axes.yaxis.visible = False
+    y_range = {}
+    for task in {t for t, _ in cells}:
+        tdf = df[df["task"] == task]
+        y_range[task] = padded(np.concatenate([
+            pd.to_numeric(tdf[col], errors="coerce").to_numpy(dtype=float) for col in ycols]))
+    for (task, _), (r, c) in cells.items():
+        axes = fig.get_subplot(r, c)
+        axes.xaxis.range, axes.yaxis.range = x_range, y_range[task]
 
 
 def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
                    metric: str | Mapping[str, str] | None = None, base: str | None = None,
                    confidence: float = DEFAULT_CONFIDENCE, alpha: float | None = None,
+                   size: str | SizePreset | None = None,
                    title: str | None = None) -> go.Figure:
     """Gain of each language over the unsteered condition (bars with 95 % CIs), anchor beside them.
 
@@ -183,7 +252,8 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
     of that threshold: ``alpha=0.05`` is ``confidence=0.95``); a dotted line and the panel
     title give the mean target gain; a footnote explains the marks. ``metric`` as in
     :func:`sweep_curves`. ``anchor=None`` draws no anchor (otherwise a missing anchor is an
-    error).
+    error). Every language is a tick of its panel's x axis; for print sizes the panels wrap
+    (one column for ``size="single"``).
 
     >>> df = pd.DataFrame({"task": "nli", "condition": "clas", "metric": "accuracy",
     ...                    "lang": ["en", "de", "zh"], "diff": [0.0, 0.03, 0.05],
@@ -234,11 +304,16 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
         targets = sub[sub.index != anchor]["diff"].astype(float)
         mean = f" (mean target gain {targets.mean():+.3f})" if targets.notna().any() else ""
         titles.append(f"{task} · {condition_label(cond)}{mean}")
-    fig = subplots(len(tasks), len(conditions), titles)
+    preset = get_size(size)
+    cols = min(len(conditions), preset.wide_cols)  # screen: a row per task, a column per condition
+    rows = -(-len(facets) // cols)
+    h_sp, v_sp, plot_h = facet_spacing(rows, cols, row_height=preset.panel_height,
+                                       col_width=300, preset=preset)
+    fig = subplots(rows, cols, titles, h_spacing=h_sp, v_spacing=v_sp)
     shown: set[str] = set()
     sig_name = f"* p < {threshold:g}"
-    for (task, cond), sub in facets.items():
-        r, c = tasks.index(task) + 1, conditions.index(cond) + 1
+    for i, ((task, cond), sub) in enumerate(facets.items()):
+        r, c = i // cols + 1, i % cols + 1
         if sub.empty:
             continue
         d_all = sub["diff"].to_numpy(dtype=float)
@@ -272,7 +347,7 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
             top = np.where(np.isfinite(hi_all), np.maximum(hi_all, d_all), d_all)[sig]
             fig.add_trace(go.Scatter(
                 x=list(sub.index[sig]), y=top, mode="text", text=["*"] * int(sig.sum()),
-                textposition="top center", textfont=dict(size=16, color=FIT_COLOR),
+                textposition="top center", textfont=dict(size=preset.font + 3, color=FIT_COLOR),
                 name=sig_name, showlegend=False, hoverinfo="skip", cliponaxis=False,
             ), row=r, col=c)
         targets = d_all[~is_anchor]
@@ -283,15 +358,12 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
             fig.add_vline(x=0.5, line=dict(color="#bbbbbb", width=1, dash="dot"), row=r, col=c)
         fig.add_hline(y=0, line=dict(color=FIT_COLOR, width=1), row=r, col=c)
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(sub.index),
-                         row=r, col=c)
-    for i, task in enumerate(tasks):
-        fig.update_yaxes(title_text=f"Δ {chosen[task]} vs {base_label}", row=i + 1, col=1)
-    fig.add_annotation(
-        text=f"bars: steered − {base_label}, error bars: 95% CI; {sig_name} vs {base_label}; "
+                         tickmode="array", tickvals=list(sub.index), row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text=f"Δ {chosen[task]} vs {base_label}", row=r, col=c)
+    add_note(
+        fig, text=f"bars: steered − {base_label}, error bars: 95% CI; {sig_name} vs {base_label}; "
              "dotted line: mean target gain"
-             + (f"; hatched: anchor {anchor}" if anchor is not None else ""),
-        xref="paper", yref="paper", x=0, y=0, yshift=-40, xanchor="left", yanchor="top",
-        showarrow=False, font=dict(size=11, color="#555555"), name="footnote")
-    fig.update_layout(margin_b=90)
-    return apply_style(fig, title=title, height=PANEL_HEIGHT * len(tasks) + 90,
-                       width=width_for(len(conditions)))
+             + (f"; hatched: anchor {anchor}" if anchor is not None else ""))
+    return finish(fig, size=preset, title=title, plot_height=plot_h, width=width_for(cols),
+                  x_titled=False)

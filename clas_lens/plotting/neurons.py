@@ -1,21 +1,20 @@
-"""Neuron figures: category counts per layer, language overlap, activation probabilities and
-top attributed neurons.
+"""Neuron figures: category counts per layer, activation probabilities and top attributed
+neurons (the overlap between languages is :mod:`clas_lens.plotting.overlap`).
 
 =====================================  =================================================
 function                               input
 =====================================  =================================================
 :func:`neuron_categories`              ``NeuronSet.counts()``: (layer, category, lang, count)
-:func:`language_overlap`               ``NeuronSet.overlap()``: square lang x lang Jaccard
 :func:`activation_prob_distributions`  ``{lang: NeuronStats.active_prob(lang)}`` [layer, neuron]
 :func:`top_attributed_neurons`         (layer, neuron, score[, lang])
 =====================================  =================================================
 
 Pure functions: each checks its input and returns a ``plotly.graph_objects.Figure``; nothing is
-shown or written. Categories are those of docs/methods.md, "Neuron categories".
+shown or written. ``size`` picks a size preset (:data:`clas_lens.plotting.geometry.SIZES`).
+Categories are those of docs/methods.md, "Neuron categories".
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,12 +29,11 @@ from clas_lens.plotting.checks import (
     check_unique,
     unique_in_order,
 )
+from clas_lens.plotting.geometry import SizePreset, get_size, grid, line_height
+from clas_lens.plotting.layout import facet_spacing, finish
 from clas_lens.plotting.style import (
     CATEGORY_LABELS,
-    PANEL_HEIGHT,
-    SEQUENTIAL,
     SIGN_COLORS,
-    apply_style,
     category_colors,
     lang_colors,
     subplots,
@@ -45,14 +43,14 @@ from clas_lens.vocab import CATEGORIES
 
 __all__ = [
     "activation_prob_distributions",
-    "language_overlap",
     "neuron_categories",
     "top_attributed_neurons",
 ]
 
 
 def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
-                      n_neurons: int | None = None, title: str | None = None) -> go.Figure:
+                      n_neurons: int | None = None, size: str | SizePreset | None = None,
+                      title: str | None = None) -> go.Figure:
     """Stacked bars of neuron categories per layer, and specific neurons per language.
 
     ``counts_df`` is ``NeuronSet.counts()``: columns ``layer, category, lang, count`` with
@@ -65,7 +63,9 @@ def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
     stacked per layer, in the language's colour. ``normalize=True`` shows fractions of
     ``n_neurons`` (d_mlp) per layer; without it, of the categories' sum, which is d_mlp only
     for a partition of the neurons (CLAS: ``all_shared`` and ``non_activated`` present), so
-    methods that only pick specific neurons need ``n_neurons``.
+    methods that only pick specific neurons need ``n_neurons``. The two panels are stacked
+    for ``size="single"``; the legend lists every category and language (the figure grows
+    until it fits, or it goes below the plot).
 
     >>> df = pd.DataFrame({"layer": [0, 0, 1, 1, 0, 1], "lang": ["", "de", "", "de", "", ""],
     ...                    "category": ["all_shared", "specific", "all_shared", "specific",
@@ -110,11 +110,14 @@ def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
             f"{list(totals)}, which do not add up to all neurons of a layer")
     y_title = "fraction of neurons" if normalize else "neurons"
 
-    cols = 2 if langs else 1
+    p = get_size(size)
     titles = ["neurons per category"]
     if langs:
         titles.append("language-specific neurons per language")
-    fig = subplots(1, cols, titles)
+    rows, cols = grid(len(titles), p.wide_cols)
+    h_sp, v_sp, plot_h = facet_spacing(rows, cols, row_height=p.panel_height, col_width=300,
+                                       preset=p, x_titles=True)
+    fig = subplots(rows, cols, titles, h_spacing=h_sp, v_spacing=v_sp)
     colors = category_colors()
     for cat, series in totals.items():
         y = (series / denom).to_numpy()
@@ -131,70 +134,17 @@ def neuron_categories(counts_df: pd.DataFrame, *, normalize: bool = False,
             x=layers, y=y, name=lang, marker_color=lcol[lang],
             legendgroup="language", legendgrouptitle_text="specific to",
             hovertemplate=f"layer %{{x}}<br>specific to {lang}: %{{y}}<extra></extra>",
-        ), row=1, col=2)
+        ), row=rows, col=cols)
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="layer", tickmode="linear" if len(layers) <= 40 else "auto")
     fig.update_yaxes(title_text=y_title, row=1, col=1)
-    legend_h = 24 * (len(totals) + len(langs)) + 60 * (1 + bool(langs)) + 100  # keep it all visible
-    return apply_style(fig, title=title, height=max(PANEL_HEIGHT + 40, legend_h))
-
-
-def language_overlap(overlap_df: pd.DataFrame, *, mask_diagonal: bool = True, decimals: int = 2,
-                     title: str | None = None) -> go.Figure:
-    """Annotated heatmap of the Jaccard overlap of language-specific neurons (lang x lang).
-
-    ``overlap_df`` is ``NeuronSet.overlap()``: a square DataFrame, the same languages as index
-    and columns (columns are reordered to the index order), values in [0, 1] or NaN.
-    The diagonal (always 1) is left blank by default so the colour range shows the overlaps.
-
-    >>> ov = pd.DataFrame([[1.0, 0.1], [0.1, 1.0]], index=["de", "zh"], columns=["de", "zh"])
-    >>> fig = language_overlap(ov)
-    >>> fig.data[0].type, fig.data[0].text.tolist()
-    ('heatmap', [['', '0.10'], ['0.10', '']])
-    """
-    if not isinstance(overlap_df, pd.DataFrame):
-        raise DataValidationError(
-            f"overlap_df must be a square pandas DataFrame, got {type(overlap_df).__name__}")
-    if overlap_df.empty:
-        raise DataValidationError("overlap_df has no rows: nothing to plot")
-    rows, cols = list(overlap_df.index), list(overlap_df.columns)
-    if len(set(rows)) != len(rows) or set(rows) != set(cols):
-        raise DataValidationError(
-            f"overlap_df must be square with the same languages as index and columns; "
-            f"index {rows}, columns {cols}")
-    langs = rows
-    try:
-        z = overlap_df.loc[langs, langs].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise DataValidationError(f"overlap_df must hold numbers: {e}") from None
-    finite = z[np.isfinite(z)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1 + 1e-9):
-        raise DataValidationError(
-            f"overlap_df values must be Jaccard indices in [0, 1]; got min {finite.min():g}, "
-            f"max {finite.max():g}")
-    text = np.array([["" if not np.isfinite(v) else f"{v:.{decimals}f}" for v in row]
-                     for row in z], dtype=object)
-    if mask_diagonal:
-        z = z.copy()
-        np.fill_diagonal(z, np.nan)
-        np.fill_diagonal(text, "")
-    off = z[np.isfinite(z)]
-    zmax = float(off.max()) if off.size and off.max() > 0 else 1.0
-    fig = go.Figure(go.Heatmap(
-        z=z, x=langs, y=langs, text=text, texttemplate="%{text}", zmin=0.0, zmax=zmax,
-        colorscale=SEQUENTIAL, xgap=1, ygap=1, colorbar=dict(title=dict(text="Jaccard")),
-        hovertemplate="%{y} vs %{x}: %{z:.4f}<extra></extra>", name="Jaccard",
-    ))
-    fig.update_xaxes(title_text="language", showgrid=False, showline=False, ticks="")
-    fig.update_yaxes(title_text="language", autorange="reversed", scaleanchor="x",
-                     showgrid=False, showline=False, ticks="")
-    side = max(360, 60 * len(langs) + 160)
-    return apply_style(fig, title=title, height=side, width=side + 120)
+    return finish(fig, size=p, title=title, plot_height=plot_h, legend="grow")
 
 
 def activation_prob_distributions(probs: Mapping[str, Any], *,
                                   layers: Sequence[int] | None = None, by_layer: bool = False,
                                   n_points: int = 400, cols: int = 6,
+                                  size: str | SizePreset | None = None,
                                   title: str | None = None) -> go.Figure:
     """ECDF of neuron activation probabilities, one line per language (optionally per layer).
 
@@ -203,7 +153,9 @@ def activation_prob_distributions(probs: Mapping[str, Any], *,
     (fraction of neurons whose activation probability is <= x) needs no binning, keeps the
     big mass near 0 readable and lets many languages overlay cleanly. Each line is the exact
     ECDF at ``n_points`` evenly spaced ranks. ``layers`` selects layers (default all); they are
-    pooled unless ``by_layer=True``, which draws one panel per layer (``cols`` per row).
+    pooled unless ``by_layer=True``, which draws one panel per layer (``cols`` per row, fewer
+    for print sizes). Every language is in the legend (below the plot when it does not fit
+    beside it).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -245,6 +197,7 @@ def activation_prob_distributions(probs: Mapping[str, Any], *,
         idx = np.unique(np.linspace(0, v.size - 1, min(n_points, v.size)).round().astype(int))
         return v[idx], (idx + 1) / v.size
 
+    p = get_size(size)
     colors = lang_colors(arrays)
     langs = list(arrays)
     hover = "p = %{x:.3f}<br>%{y:.1%} of neurons at or below<extra>%{fullData.name}</extra>"
@@ -259,12 +212,14 @@ def activation_prob_distributions(probs: Mapping[str, Any], *,
         fig.update_yaxes(title_text="fraction of neurons (ECDF)", range=[0, 1.02])
         shown = "all layers" if layers is None else f"layers {layer_ids}"
         fig.update_layout(legend_title_text=f"language ({shown})")
-        return apply_style(fig, title=title, height=PANEL_HEIGHT + 40)
+        return finish(fig, size=p, title=title, plot_height=p.panel_height)
 
-    ncols = max(1, min(int(cols), len(layer_ids)))
-    nrows = math.ceil(len(layer_ids) / ncols)
+    max_cols = int(cols) if p.width is None else min(int(cols), p.max_cols)
+    nrows, ncols = grid(len(layer_ids), max(1, max_cols))
+    h_sp, v_sp, plot_h = facet_spacing(nrows, ncols, row_height=p.facet_height + 30,
+                                       col_width=200, preset=p)
     fig = subplots(nrows, ncols, [f"layer {l}" for l in layer_ids], shared_x="all",
-                    shared_y="all")
+                   shared_y="all", h_spacing=h_sp, v_spacing=v_sp)
     for i, layer in enumerate(layer_ids):
         r, c = divmod(i, ncols)
         for lang in langs:
@@ -280,16 +235,18 @@ def activation_prob_distributions(probs: Mapping[str, Any], *,
     for r in range(1, nrows + 1):
         fig.update_yaxes(title_text="ECDF", row=r, col=1)
     fig.update_layout(legend_title_text="language")
-    return apply_style(fig, title=title, height=260 * nrows + 120, width=width_for(ncols))
+    return finish(fig, size=p, title=title, plot_height=plot_h, width=width_for(ncols))
 
 
 def top_attributed_neurons(attr_df: pd.DataFrame, k: int = 20, *,
+                           size: str | SizePreset | None = None,
                            title: str | None = None) -> go.Figure:
     """Bars of the ``k`` neurons with the largest ``|score|``, labelled ``L{layer}.N{neuron}``.
 
     ``attr_df`` has columns ``layer, neuron, score`` and optionally ``lang``; with ``lang``,
     each language gets its own panel and its own top-k (bars in the language's colour),
-    otherwise one panel with bars coloured by the sign of the score. Largest at the top.
+    otherwise one panel with bars coloured by the sign of the score. Largest at the top. Up
+    to 4 language panels are stacked; more wrap into rows (``wide_cols`` of the size preset).
 
     >>> df = pd.DataFrame({"layer": [0, 1, 1], "neuron": [5, 2, 9], "score": [0.1, -0.7, 0.3]})
     >>> fig = top_attributed_neurons(df, k=2)
@@ -309,14 +266,19 @@ def top_attributed_neurons(attr_df: pd.DataFrame, k: int = 20, *,
                   "aggregate them first (e.g. df.groupby(keys)['score'].mean().reset_index())")
     groups: list[Any] = unique_in_order(df["lang"]) if has_lang else [None]
     titles = [f"{g}: top {k} by |score|" for g in groups] if has_lang else None
-    fig = subplots(len(groups), 1, titles)
+    p = get_size(size)
+    n_bars = int(min(k, df.groupby("lang").size().max() if has_lang else len(df)))
+    rows, cols = grid(len(groups), 1 if len(groups) <= 4 else p.wide_cols)
+    row_h = max(p.facet_height, (line_height(p.small) + 3) * n_bars)
+    h_sp, v_sp, plot_h = facet_spacing(rows, cols, row_height=row_h, col_width=240, preset=p,
+                                       panel_titles=has_lang, x_titles=rows > 1,
+                                       ytick_chars=10)
+    fig = subplots(rows, cols, titles, h_spacing=h_sp, v_spacing=v_sp)
     colors = lang_colors([g for g in groups if g is not None])
-    n_max = 0
     for i, g in enumerate(groups):
         sub = df if g is None else df[df["lang"] == g]
         order = sub["score"].abs().sort_values(ascending=False, kind="stable").index
         top = sub.loc[order].head(int(k))
-        n_max = max(n_max, len(top))
         labels = [f"L{int(l)}.N{int(n)}" for l, n in zip(top["layer"], top["neuron"])]
         if g is None:
             color = [SIGN_COLORS["positive"] if s >= 0 else SIGN_COLORS["negative"]
@@ -330,8 +292,10 @@ def top_attributed_neurons(attr_df: pd.DataFrame, k: int = 20, *,
             hovertemplate="layer %{customdata[0]}, neuron %{customdata[1]}<br>"
                           "score %{x:.4g}<extra></extra>",
             showlegend=g is not None,
-        ), row=i + 1, col=1)
-        fig.update_yaxes(autorange="reversed", type="category", row=i + 1, col=1)
-    fig.update_xaxes(title_text="attribution score", row=len(groups), col=1)
-    row_h = max(220, 20 * n_max + 80)
-    return apply_style(fig, title=title, height=row_h * len(groups) + 80)
+        ), row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(autorange="reversed", type="category", tickmode="linear",
+                         row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(title_text="attribution score")
+    fig.update_layout(legend_title_text="language" if has_lang else None)
+    return finish(fig, size=p, title=title, plot_height=plot_h,
+                  width=width_for(cols) if cols > 1 else None)

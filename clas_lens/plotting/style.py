@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from clas_lens.plotting.geometry import SizePreset, get_size, top_margin
 from clas_lens.vocab import CATEGORIES, UNSTEERED, is_unsteered
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "rgba",
     "set_defaults",
     "subplots",
+    "template_for",
     "unsteered_first",
     "width_for",
 ]
@@ -129,9 +131,9 @@ def _template() -> go.layout.Template:
                 title=dict(standoff=8))
     tpl.layout.update(
         font=dict(family=FONT_FAMILY, size=13, color="#222222"),
-        title=dict(x=0.01, xanchor="left", font=dict(size=16)),
+        title=dict(x=0.01, xanchor="left", font=dict(size=16), automargin=True),
         colorway=list(CONDITION_PALETTE),
-        margin=dict(l=70, r=30, t=80, b=60),
+        margin=dict(l=70, r=30, t=10, b=60),
         legend=dict(bgcolor="rgba(255,255,255,0.85)", borderwidth=0, tracegroupgap=8,
                     font=dict(size=12)),
         hoverlabel=dict(font=dict(family=FONT_FAMILY, size=12)),
@@ -149,29 +151,61 @@ def _ensure_template() -> None:
 
 
 _ensure_template()
+_SIZED: dict[SizePreset, go.layout.Template] = {}
+
+
+def template_for(size: str | SizePreset | None = None) -> go.layout.Template:
+    """The ``clas_lens`` template with the font sizes of a size preset (None: the registered
+    screen template itself). Fonts live in the template so that every axis of a large grid
+    gets them at once.
+
+    >>> t = template_for("single")
+    >>> t.layout.xaxis.tickfont.size, t.layout.font.size, t.layout.font.family == FONT_FAMILY
+    (10, 11, True)
+    """
+    _ensure_template()
+    p = get_size(size)
+    if p == get_size(None):
+        return pio.templates[TEMPLATE_NAME]
+    if p not in _SIZED:
+        tpl = go.layout.Template(pio.templates[TEMPLATE_NAME])
+        axis = dict(tickfont=dict(size=p.small), title=dict(font=dict(size=p.font)))
+        tpl.layout.update(font=dict(size=p.font), title=dict(font=dict(size=p.title)),
+                          legend=dict(font=dict(size=p.small), title=dict(font=dict(
+                              size=p.small)), grouptitlefont=dict(size=p.small)),
+                          hoverlabel=dict(font=dict(size=p.small)), xaxis=axis, yaxis=axis)
+        _SIZED[p] = tpl
+    return _SIZED[p]
 
 
 def apply_style(fig: go.Figure, *, title: str | None = None, width: int | None = None,
-                height: int | None = None) -> go.Figure:
+                height: int | None = None,
+                size: str | SizePreset | None = None) -> go.Figure:
     """Give ``fig`` the shared ``clas_lens`` template (and a title / size); return it.
 
     Every figure of ``clas_lens.plotting`` passes through here; use it on hand-made figures
-    too so they match.
+    too so they match. ``size`` (``"single"`` / ``"double"``) takes the fonts of that print
+    preset (:func:`template_for`). Unless ``fig`` sets its own top margin, the margin is
+    computed from what is drawn above the plot: a title, panel titles, or (with neither) a few
+    pixels only.
 
     >>> fig = apply_style(go.Figure(go.Bar(x=["a"], y=[1])), title="demo", height=300)
-    >>> fig.layout.title.text, fig.layout.height
-    ('demo', 300)
+    >>> fig.layout.title.text, fig.layout.height, fig.layout.margin.t
+    ('demo', 300, 40)
+    >>> apply_style(go.Figure(go.Bar(x=["a"], y=[1]))).layout.margin.t
+    10
     >>> fig.layout.template.layout.font.family == FONT_FAMILY
     True
     """
-    _ensure_template()
-    fig.update_layout(template=pio.templates[TEMPLATE_NAME])
+    fig.update_layout(template=template_for(size))
     if title is not None:
         fig.update_layout(title_text=title)
     if width is not None:
         fig.update_layout(width=width)
     if height is not None:
         fig.update_layout(height=height)
+    if fig.layout.margin.t is None:
+        fig.update_layout(margin_t=top_margin(fig, get_size(size)))
     return fig
 
 
@@ -299,8 +333,10 @@ def rgba(hex_color: str, alpha: float) -> str:
 
 
 def subplots(rows: int, cols: int, titles: Sequence[str] | None = None, *,
-             shared_x: bool | str = False, shared_y: bool | str = False) -> go.Figure:
-    """``make_subplots`` with the package's spacing rules (tighter between many columns).
+             shared_x: bool | str = False, shared_y: bool | str = False,
+             h_spacing: float | None = None, v_spacing: float | None = None) -> go.Figure:
+    """``make_subplots`` with the package's spacing rules (tighter between many columns);
+    ``h_spacing`` / ``v_spacing`` (fractions of the plot area) override them.
 
     >>> fig = subplots(1, 2, ["left", "right"])
     >>> [a.text for a in fig.layout.annotations]
@@ -308,6 +344,10 @@ def subplots(rows: int, cols: int, titles: Sequence[str] | None = None, *,
     """
     h = min(0.1 if cols <= 3 else 0.06, 0.5 / (cols - 1)) if cols > 1 else 0.0
     v = min(0.12, 0.5 / (rows - 1)) if rows > 1 else 0.0
+    if h_spacing is not None and cols > 1:
+        h = min(float(h_spacing), 0.9 / (cols - 1))
+    if v_spacing is not None and rows > 1:
+        v = min(float(v_spacing), 0.9 / (rows - 1))
     return make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) if titles else None,
                          shared_xaxes=shared_x, shared_yaxes=shared_y,
                          horizontal_spacing=h, vertical_spacing=v)

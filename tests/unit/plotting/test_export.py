@@ -40,10 +40,10 @@ def test_save_figure_without_browser_still_writes_html(tmp_path, small_fig, monk
     monkeypatch.setattr(export, "_find_browser", lambda: None)
     ok, reason = plotting.static_export_available()
     assert ok is False and "apt-get install" in reason and "BROWSER_PATH" in reason
-    with pytest.warns(plotting.StaticExportWarning, match="PNG/SVG not written"):
+    with pytest.warns(plotting.StaticExportWarning, match="PNG/SVG/PDF not written"):
         out = plotting.save_figure(small_fig, tmp_path / "gains")
     assert isinstance(out["html"], Path) and _self_contained(out["html"].read_text("utf-8"))
-    for fmt in ("png", "svg"):
+    for fmt in ("png", "svg", "pdf"):  # PDF is a default format beside PNG and SVG
         assert isinstance(out[fmt], str) and "no Chrome/Chromium found" in out[fmt]
         assert "apt-get install" in out[fmt] and not (tmp_path / f"gains.{fmt}").exists()
 
@@ -73,6 +73,45 @@ def test_kaleido_failure_is_reported_not_raised(tmp_path, small_fig, monkeypatch
     assert not (tmp_path / "g.png").exists()
 
 
+def test_save_figure_size_presets_lay_out_for_print(tmp_path, small_fig, monkeypatch):
+    exe = tmp_path / "fake-chrome"
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(exe))
+    calls = []
+
+    def fake_export(fig, formats, *, browser, width, height, scale, timeout):
+        calls.append((fig, width, height, scale))
+        return {f: b"%PDF-1.4 fake" if f == "pdf" else b"bytes" for f in formats}
+
+    monkeypatch.setattr(export, "_kaleido_export", fake_export)
+    out = plotting.save_figure(small_fig, tmp_path / "g", formats=("png", "pdf"), size="single")
+    assert out["pdf"].read_bytes().startswith(b"%PDF") and out["png"].exists()
+    fig, width, height, scale = calls[-1]
+    assert width == 336 == fig.layout.width  # 3.5 in at 96 px per inch
+    assert scale == pytest.approx(300 / 96)  # PNG at 300 dpi
+    assert fig.layout.template.layout.font.size == plotting.SIZES["single"].font
+    assert height < small_fig.layout.height
+    assert small_fig.layout.width is None  # the caller's figure is untouched
+    plotting.save_figure(small_fig, tmp_path / "d", formats=("pdf",), size="double", scale=1)
+    assert calls[-1][1] == 691 and calls[-1][3] == 1  # an explicit scale wins
+    plotting.save_figure(small_fig, tmp_path / "s", formats=("png",))
+    assert calls[-1][1:] == (1000, small_fig.layout.height, 2.0)  # screen: as before
+    built = plotting.language_gains(small_fig_source(), size="double")
+    plotting.save_figure(built, tmp_path / "b", formats=("png",), size="double")
+    assert calls[-1][0] is built  # already laid out for that size: kept as is
+    with pytest.raises(ValueError, match="unknown figure size 'poster'"):
+        plotting.save_figure(small_fig, tmp_path / "x", formats=("html",), size="poster")
+
+
+def small_fig_source():
+    import pandas as pd
+
+    return pd.DataFrame({"task": "nli", "condition": "clas", "metric": "accuracy",
+                         "lang": ["en", "de"], "diff": [0.0, 0.1], "diff_ci_low": [-0.1, 0.0],
+                         "diff_ci_high": [0.1, 0.2]})
+
+
 STATIC_OK, STATIC_REASON = plotting.static_export_available()
 
 
@@ -85,12 +124,13 @@ def test_save_figure_png_svg_with_browser(tmp_path, small_fig):
         warnings.simplefilter("error", plotting.StaticExportWarning)
         out = plotting.save_figure(small_fig, tmp_path / "gains", width=800, height=500, scale=1)
     elapsed = time.perf_counter() - t0
-    png, svg = out["png"], out["svg"]
-    assert isinstance(png, Path) and isinstance(svg, Path), out
+    png, svg, pdf = out["png"], out["svg"], out["pdf"]
+    assert isinstance(png, Path) and isinstance(svg, Path) and isinstance(pdf, Path), out
+    assert pdf.read_bytes()[:5] == b"%PDF-"
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert int.from_bytes(data[16:20], "big") == 800 and int.from_bytes(data[20:24], "big") == 500
     text = svg.read_text(encoding="utf-8")
     assert text.lstrip().startswith("<svg") and len(text) > 10_000 and "target languages" in text
     assert elapsed < 120, f"static export took {elapsed:.1f} s"
-    print(f"\nPNG+SVG export with {STATIC_REASON}: {elapsed:.1f} s")
+    print(f"\nPNG+SVG+PDF export with {STATIC_REASON}: {elapsed:.1f} s")

@@ -10,9 +10,19 @@ import warnings
 import pytest
 
 from clas_lens import plotting
-from clas_lens.plotting import checks, clusters, export, gains, neurons, style
+from clas_lens.plotting import (
+    checks,
+    clusters,
+    export,
+    gains,
+    geometry,
+    layout,
+    neurons,
+    overlap,
+    style,
+)
 
-MODULES = (plotting, style, checks, neurons, gains, clusters, export)
+MODULES = (plotting, style, checks, neurons, gains, clusters, export, geometry, layout, overlap)
 
 OLD_PUBLIC = ("TEMPLATE_NAME", "FONT_FAMILY", "DEFAULT_WIDTH", "DEFAULT_HEIGHT", "PANEL_HEIGHT",
               "CI_OPACITY", "SEQUENTIAL", "BASE_COLOR", "POOLED_LANGS", "FIT_COLOR",
@@ -22,6 +32,9 @@ OLD_PUBLIC = ("TEMPLATE_NAME", "FONT_FAMILY", "DEFAULT_WIDTH", "DEFAULT_HEIGHT",
               "divergence_scatter", "lang_colors", "language_gains", "language_overlap",
               "neuron_categories", "projection_scatter", "save_figure", "set_defaults",
               "static_export_available", "sweep_curves", "top_attributed_neurons")
+#: added with the print layout (issue 15): size presets and the active-neuron overlap
+NEW_PUBLIC = ("SIZES", "SizePreset", "PRINT_DPI", "PX_PER_INCH", "active_jaccard",
+              "active_overlap", "overlap_heatmap")
 
 
 def test_docstring_examples_run():
@@ -36,7 +49,9 @@ def test_docstring_examples_run():
 def test_every_old_public_name_is_still_importable():
     for name in OLD_PUBLIC:
         assert hasattr(plotting, name), name
-    assert set(plotting.__all__) <= set(OLD_PUBLIC)
+    for name in NEW_PUBLIC:
+        assert hasattr(plotting, name), name
+    assert set(plotting.__all__) <= set(OLD_PUBLIC) | set(NEW_PUBLIC)
     from clas_lens import save_figure
     from clas_lens.vocab import CATEGORIES
 

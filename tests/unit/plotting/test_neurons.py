@@ -1,4 +1,5 @@
-"""clas_lens.plotting.neurons: category bars, overlap heatmap, activation ECDFs, top neurons."""
+"""clas_lens.plotting.neurons: category bars, activation ECDFs, top neurons (the overlap heatmap
+is tested in test_overlap.py, beside its module)."""
 from __future__ import annotations
 
 import numpy as np
@@ -58,29 +59,6 @@ def test_neuron_categories_extra_categories_and_normalising(counts_df):
     frac = plotting.neuron_categories(lape, normalize=True, n_neurons=100)
     np.testing.assert_allclose(frac.data[0].y, [0.1, 0.1, 0.1])
     np.testing.assert_allclose(next(t for t in frac.data if t.name == "hi").y, [0.04] * 3)
-
-
-def test_language_overlap(overlap_df):
-    fig = plotting.language_overlap(overlap_df)
-    (hm,) = fig.data
-    assert hm.type == "heatmap" and list(hm.x) == LANGS and list(hm.y) == LANGS
-    assert hm.texttemplate == "%{text}"
-    text = np.asarray(hm.text)
-    assert text[0, 1] == "0.10" and text[1, 2] == "0.30" and text[0, 0] == ""
-    assert np.isnan(np.asarray(hm.z, dtype=float)[0, 0]) and hm.zmax == pytest.approx(0.3)
-    full = plotting.language_overlap(overlap_df.loc[LANGS, LANGS[::-1]], mask_diagonal=False,
-                                     decimals=1)
-    assert np.asarray(full.data[0].text)[0, 0] == "1.0"
-    assert list(full.data[0].x) == LANGS  # columns reordered to the index order
-
-
-def test_language_overlap_errors(overlap_df):
-    with pytest.raises(DataValidationError, match="square"):
-        plotting.language_overlap(overlap_df.iloc[:, :3])
-    with pytest.raises(DataValidationError, match=r"\[0, 1\]"):
-        plotting.language_overlap(overlap_df * 2)
-    with pytest.raises(DataValidationError, match="DataFrame"):
-        plotting.language_overlap(overlap_df.to_numpy())
 
 
 def test_activation_prob_distributions(probs):
