@@ -34,6 +34,10 @@ from clas_lens.neurons.ap import average_precision
 from clas_lens.neurons.identify import identify_neurons
 from clas_lens.neurons.neuron_set import NeuronSet
 from clas_lens.neurons.registry import method_names, register_method
+from clas_lens.neurons.stability import (  # noqa: F401  (re-exported)
+    neuron_stability, resample_weights, resampled_sets, set_jaccard, stability_selection, stability_table,
+    weighted_stats,
+)
 from clas_lens.vocab import CATEGORIES
 
 #: The built-in methods, in registration order (``registry.method_names()`` includes plug-ins).
