@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "collect_quantiles": "clas_lens.stats",
     "identify_neurons": "clas_lens.neurons",
     "NeuronSet": "clas_lens.neurons",
+    "neuron_stability": "clas_lens.neurons",
+    "stability_selection": "clas_lens.neurons",
     "attribute_neurons": "clas_lens.attribution",
     "ablation_check": "clas_lens.attribution",
     # steering and evaluation
@@ -51,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "AddNeurons": "clas_lens.steering",
     "DiffMeanSteering": "clas_lens.steering",
     "evaluate": "clas_lens.evaluation",
+    "sentence_nll": "clas_lens.lm_nll",
+    "deactivation_matrix": "clas_lens.positive_control",
+    "diagonal_dominance": "clas_lens.positive_control",
     "run_sweep": "clas_lens.sweep",
     "SweepGrid": "clas_lens.sweep",
     # clusters
