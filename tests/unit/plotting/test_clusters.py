@@ -99,3 +99,55 @@ def test_divergence_scatter(points_df, test_df):
     assert "r = +0.10" in _annotations(seven)[2] and "layer 7" in _annotations(seven)[2]
 
 
+def _label_boxes(fig, axis, font):
+    """Pixel boxes of the visible point labels of one panel (independent of place_labels)."""
+    from clas_lens.plotting import geometry, layout
+
+    traces = [t for t in fig.data if t.mode == "markers+text" and t.xaxis == axis]
+    w, h = layout.panel_size(fig, None, "xaxis" + axis[1:], "yaxis" + axis[1:])
+    xs = np.concatenate([np.asarray(t.x, float) for t in traces])
+    ys = np.concatenate([np.asarray(t.y, float) for t in traces])
+    texts = [s for t in traces for s in t.text]
+    pos = [p for t in traces for p in t.textposition]
+
+    def px(v, size):
+        span = (v.max() - v.min()) or 1.0
+        return (v - v.min() + 0.06 * span) / (1.12 * span) * size
+
+    boxes = []
+    for a, b, text, where in zip(px(xs, w), px(ys, h), texts, pos):
+        if not text:
+            continue
+        tw, th = geometry.text_width(text, font), geometry.line_height(font)
+        vert, horiz = where.split()
+        cx = a + {"left": -(7 + tw / 2), "center": 0.0, "right": 7 + tw / 2}[horiz]
+        cy = b + {"bottom": -(7 + th / 2), "middle": 0.0, "top": 7 + th / 2}[vert]
+        boxes.append((cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2))
+    return texts, boxes
+
+
+@pytest.mark.parametrize("n", [12, 20])
+def test_divergence_labels_do_not_collide(n):
+    from clas_lens.languages import LANGUAGES
+
+    langs = list(LANGUAGES)[1:n + 1]
+    rng = np.random.default_rng(3)
+    pts = pd.DataFrame({"lang": langs, "gain": rng.normal(0, 0.05, n).round(2),
+                        "delta_separation": rng.normal(0, 0.03, n).round(2),
+                        "delta_alignment": rng.normal(0, 0.005, n).round(3)})
+    pts.loc[1, ["gain", "delta_separation", "delta_alignment"]] = pts.loc[
+        0, ["gain", "delta_separation", "delta_alignment"]].to_numpy()  # two points coincide
+    fig = plotting.divergence_scatter(pts)
+    for axis in ("x", "x2"):
+        texts, boxes = _label_boxes(fig, axis, plotting.SIZES["screen"].small)
+        assert len(boxes) >= n // 2  # most points keep their label
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                assert not (a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5
+                            and b[1] < a[3] - 0.5), (axis, a, b)
+    # every language keeps its legend entry and hover name, labelled or not
+    shown = [t for t in fig.data if t.mode == "markers+text" and t.showlegend]
+    assert [t.name for t in shown] == langs
+    first = [t for t in fig.data if t.name in langs[:2] and t.xaxis == "x"]
+    assert [t.textposition[0] for t in first][0] != [t.textposition[0] for t in first][1] or \
+        "" in [t.text[0] for t in first]

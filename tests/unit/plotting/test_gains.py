@@ -130,3 +130,53 @@ def test_unsteered_spelling_confidence_and_deprecated_alpha(eval_df, sweep_df):
     assert stars(wide, "* p < 0.5")[0] == ["de", "zh", "hi"]
     diff = plotting.sweep_curves(sweep_df, y="diff")
     assert diff.layout.yaxis.title.text == "Δ accuracy vs unsteered"
+
+
+def _many_langs_sweep(n, tasks=("nli",)):
+    from clas_lens.languages import LANGUAGES
+
+    langs = list(LANGUAGES)[:n]
+    rows = [dict(task=t, lang=l, metric="accuracy", beta=b, value=0.5 + 0.01 * i + 0.1 * b,
+                 ci_low=0.4 + 0.01 * i, ci_high=0.6 + 0.01 * i + 0.2 * b)
+            for t in tasks for i, l in enumerate(langs) for b in (0.0, 0.2, 0.5)]
+    return langs, pd.DataFrame(rows)
+
+
+def test_sweep_small_multiples_one_panel_per_language():
+    langs, df = _many_langs_sweep(12)
+    fig = plotting.sweep_curves(df)  # auto: 12 languages > OVERLAY_MAX -> small multiples
+    assert _annotations(fig) == langs  # one panel per language, titled by it
+    lines = [t for t in fig.data if not t.name.endswith("95% CI")]
+    assert [t.name for t in lines] == langs and all(t.showlegend for t in lines)
+    assert len({t.xaxis for t in lines}) == 12  # no two languages share a panel
+    assert fig.layout.width == 1280  # 4 columns on screen
+    y_ranges = {tuple(ax.range) for ax in fig.select_yaxes()}
+    x_ranges = {tuple(ax.range) for ax in fig.select_xaxes()}
+    assert len(y_ranges) == 1 and len(x_ranges) == 1  # one task: panels share both ranges
+    lo, hi = next(iter(y_ranges))
+    assert lo < df["ci_low"].min() and hi > df["ci_high"].max()
+    assert fig.layout.yaxis.title.text == "accuracy" and fig.layout.yaxis2.title.text is None
+    assert fig.layout.xaxis9.title.text == "beta" and fig.layout.xaxis.title.text is None
+    overlaid = plotting.sweep_curves(df, facet=None)  # the old view is still there
+    assert _annotations(overlaid) == ["nli · accuracy"] and len(overlaid.data) == 24
+    few = plotting.sweep_curves(df[df["lang"].isin(langs[:4])])
+    assert _annotations(few) == ["nli · accuracy"]  # up to OVERLAY_MAX: overlaid
+    forced = plotting.sweep_curves(df[df["lang"].isin(langs[:2])], facet="lang")
+    assert _annotations(forced) == langs[:2]
+    with pytest.raises(ValueError, match="facet"):
+        plotting.sweep_curves(df, facet="task")
+
+
+def test_sweep_small_multiples_wrap_per_task_and_hide_empty_cells():
+    langs, df = _many_langs_sweep(5, tasks=("nli", "qa"))
+    df.loc[df["task"] == "qa", ["value", "ci_low", "ci_high"]] += 10  # qa on its own scale
+    fig = plotting.sweep_curves(df, size="single")  # 3 columns: 2 rows per task
+    titles = _annotations(fig)
+    assert titles[:5] == [f"{l} · nli" for l in langs] and titles[5:] == [f"{l} · qa"
+                                                                          for l in langs]
+    hidden = [ax for ax in fig.select_xaxes() if ax.visible is False]
+    assert len(hidden) == 2  # the empty 6th cell of each task block
+    ranges = {tuple(fig.layout["yaxis" + t.yaxis[1:]].range) for t in fig.data}
+    assert len(ranges) == 2  # one y range per task, shared by its panels
+    assert min(r[1] for r in ranges) < 5 < max(r[0] for r in ranges)
+    assert fig.layout.width == 336 and fig.layout.legend.orientation == "h"
