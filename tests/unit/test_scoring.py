@@ -112,3 +112,23 @@ def test_full_and_shared_paths_agree(tiny_llama):
     a = option_logprobs(tiny_llama, "Monday, Tuesday,", [" Wednesday", " Friday x y"])
     b = option_logprobs(tiny_llama, "Monday, Tuesday,", [" Wednesday", " Friday x y"], share_prefix=False)
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_length_normalisation_as_defined(tiny_llama):
+    from clas_lens.scoring import length_normalise, option_token_counts
+
+    tok = tiny_llama.tokenizer
+    p = len(tok(PROMPT)["input_ids"])
+    counts = option_token_counts(tok, PROMPT, OPTIONS)
+    assert counts == [len(tok(PROMPT + o)["input_ids"]) - p for o in OPTIONS]
+    raw = score_choices(tiny_llama, [(PROMPT, OPTIONS)])[0]
+    per_token = score_choices(tiny_llama, [(PROMPT, OPTIONS)], length_norm="tokens")[0]
+    per_char = score_choices(tiny_llama, [(PROMPT, OPTIONS)], length_norm="chars")[0]
+    torch.testing.assert_close(per_token, raw / torch.tensor(counts, dtype=torch.float32))
+    torch.testing.assert_close(per_char, raw / torch.tensor([float(len(o)) for o in OPTIONS]))
+    torch.testing.assert_close(score_choices(tiny_llama, [(PROMPT, OPTIONS)], length_norm="none")[0], raw)
+    assert length_normalise(torch.tensor([-6.0]), [" abc"], "chars").tolist() == [-1.5]
+    with pytest.raises(ValueError, match="token_counts"):
+        length_normalise(torch.tensor([-6.0]), [" abc"], "tokens")
+    with pytest.raises(ValueError, match="length_norm='bytes'"):
+        length_normalise(torch.tensor([-6.0]), [" abc"], "bytes")

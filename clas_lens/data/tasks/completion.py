@@ -5,8 +5,8 @@ Built from the parallel corpus's ``dev`` and ``test`` splits (never ``stats``; s
 
 * the sentence's end punctuation (Unicode punctuation, e.g. ``.``, ``?``, ``。``, ``।``) is
   dropped; the final word -- the last whitespace-separated word, or for languages written
-  without spaces (zh, ja, th) the final 2 characters (a character with its combining marks) --
-  is removed; the rest is the ``prompt`` (it never ends with whitespace);
+  without spaces (zh, ja, th) the final 2 characters (a character with its combining marks
+  and, in Thai, its dependent vowels, leading ones included) -- is removed; the rest is the ``prompt`` (it never ends with whitespace);
 * the options are that word and ``n_distractors=3`` final words of other held-out sentences of
   the same language (distinct, case-insensitively, from it and from each other), each after the
   option prefix (a space; none for zh / ja / th), in a seeded order (``distractor_seed=0``,
@@ -45,8 +45,18 @@ COMPLETION_OPTIONS: frozenset[str] = frozenset({"corpus", "distractor_seed", "n_
 NO_SPACE_WORD_CHARS = 2
 
 
+#: Thai vowels and signs written after (or above / below) their consonant, and before it.
+_THAI_FOLLOWING = frozenset(chr(c) for c in [*range(0x0E30, 0x0E3B), 0x0E45, *range(0x0E47, 0x0E4F)])
+_THAI_LEADING = frozenset(chr(c) for c in range(0x0E40, 0x0E45))
+
+
 def _punct(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P")
+
+
+def _attached(ch: str) -> bool:
+    """A character that belongs to the one before it (combining marks, Thai dependent vowels)."""
+    return unicodedata.category(ch).startswith("M") or ch in _THAI_FOLLOWING
 
 
 def split_final_word(text: str, lang: str) -> tuple[str, str] | None:
@@ -56,6 +66,8 @@ def split_final_word(text: str, lang: str) -> tuple[str, str] | None:
     ('The bus leaves at seven', "o'clock")
     >>> split_final_word("去市场的公交车每天早上七点发车。", "zh")
     ('去市场的公交车每天早上七点', '发车')
+    >>> split_final_word("รถออกทุกเช้าเวลาเจ็ดโมง", "th")
+    ('รถออกทุกเช้าเวลาเจ็ด', 'โมง')
     """
     body = text.strip()
     while body and (_punct(body[-1]) or body[-1].isspace()):
@@ -64,8 +76,10 @@ def split_final_word(text: str, lang: str) -> tuple[str, str] | None:
         end, bases = len(body), 0
         while end > 0 and bases < NO_SPACE_WORD_CHARS:
             end -= 1
-            if not unicodedata.category(body[end]).startswith("M"):
+            if not _attached(body[end]):
                 bases += 1
+        while end > 0 and body[end - 1] in _THAI_LEADING:  # a leading vowel goes with its consonant
+            end -= 1
         prompt, word = body[:end], body[end:]
     else:
         parts = body.rsplit(None, 1)

@@ -164,3 +164,28 @@ def test_langid_can_be_disabled(texts):
     with warnings.catch_warnings():
         warnings.simplefilter("error", LanguageIDWarning)
         ParallelCorpus.from_dict({"en": texts["en"], "de": de}, check_langid=False)
+
+
+def test_split_is_disjoint_deterministic_complete_and_recorded():
+    corpus = load_corpus("default", langs=["en", "de"], check_langid=False)
+    parts = {name: corpus.split(name) for name in ("stats", "dev", "test")}
+    ids = [i for p in parts.values() for i in p.ids]
+    assert sorted(ids) == sorted(corpus.ids) and len(ids) == len(set(ids))
+    for name, part in parts.items():
+        assert part.langs == ["en", "de"] and part.split_info["split"] == name and part.split_info["key"] == "default"
+        assert part.ids == [i for i in corpus.ids if i in set(part.ids)]  # corpus order kept
+        assert part.texts("de") == [corpus.text(i, "de") for i in part.ids]
+    assert abs(len(parts["stats"]) / len(corpus) - 0.4) < 0.1
+    assert corpus.split_info is None
+    again = load_corpus("default", langs=["en"], split="dev", check_langid=False)
+    assert again.ids == parts["dev"].ids and again.split_info == parts["dev"].split_info
+    # configurable fractions and fraction pairs; a custom key changes the assignment
+    half = corpus.split("a", fractions={"a": 0.5, "b": 0.5})
+    assert half.split_info["fractions"] == {"a": 0.5, "b": 0.5}
+    assert corpus.split((0.0, 0.4)).ids == parts["stats"].ids
+    assert corpus.split("dev", key="other").ids != parts["dev"].ids
+    with pytest.raises(DataValidationError, match="Unknown split 'train'"):
+        corpus.split("train")
+    tiny = ParallelCorpus.from_dict({"en": ["One two."]}, check_langid=False)
+    with pytest.raises(DataValidationError, match="has no items"):
+        tiny.split((0.0, 1e-9))

@@ -9,7 +9,7 @@ import torch
 from _steering_toys import ToyTask
 from clas_lens.data.tasks import load_task
 from clas_lens.errors import DataValidationError
-from clas_lens.evaluation import CHOICE_COLUMNS, GENERATE_COLUMNS, SCORE_COLUMNS, predict, score_task
+from clas_lens.evaluation import CHOICE_COLUMNS, GENERATE_COLUMNS, LM_COLUMNS, SCORE_COLUMNS, predict, score_task
 from clas_lens.metrics import bootstrap_ci
 from clas_lens.scoring import option_logprobs
 
@@ -120,3 +120,23 @@ def test_score_task_bootstrap_settings(tiny_llama):
     with pytest.warns(DeprecationWarning, match="alpha"):
         old = score_task(tiny_llama, task, alpha=0.01, n_boot=300, seed=2)
     assert old.iloc[k].to_dict() == wide.iloc[k].to_dict()
+
+
+def test_lm_task_nll_equals_a_hand_computation(tiny_llama):
+    from clas_lens.testing import hf_reference
+
+    task = load_task("lm", langs=["en"], split="dev")
+    df = predict(tiny_llama, task, "en", limit=3, batch_size=2)
+    assert list(df.columns) == LM_COLUMNS == ["task", "lang", "item_id", "split", "nll", "neg_nll"]
+    assert set(df["split"]) == {"dev"} and df["task"].tolist() == ["lm"] * 3
+    ref = hf_reference(tiny_llama)
+    tok = tiny_llama.tokenizer
+    for k, it in enumerate(task.items("en")[:3]):
+        ids = tok(it.prompt)["input_ids"]  # BOS first: every word of the sentence is a target
+        with torch.no_grad():
+            logp = ref(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        nll = -sum(logp[t - 1, ids[t]].item() for t in range(1, len(ids))) / (len(ids) - 1)
+        assert df.loc[k, "nll"] == pytest.approx(nll, abs=1e-4)
+        assert df.loc[k, "neg_nll"] == -df.loc[k, "nll"]
+    scores = score_task(tiny_llama, task, limit=3)
+    assert scores["metric"].tolist() == ["neg_nll", "nll"] and scores["split"].tolist() == ["dev", "dev"]

@@ -33,3 +33,15 @@ def test_data_files_needs_mapping_for_several_languages(tmp_path, write_jsonl, x
     f = write_jsonl(tmp_path / "de.jsonl", xnli_de)
     with pytest.raises(DataValidationError, match=r"mapping \{lang: path\}"):
         load_task("xnli", langs=["de", "en"], data_files=f)
+
+
+def test_hub_split_and_the_old_split_spelling(tmp_path, write_jsonl, xnli_de, monkeypatch):
+    f = write_jsonl(tmp_path / "de.jsonl", xnli_de)
+    task = load_task("xnli", langs=["de"], data_files=f, hub_split="validation")
+    assert task.config["hub_split"] == "validation" and task.config["split"] is None
+    with pytest.warns(DeprecationWarning, match=r"split= now selects items.*hub_split='validation'"):
+        old = load_task("xnli", langs=["de"], data_files=f, split="validation")
+    assert old.config["hub_split"] == "validation"
+    # a split name selects items (by id) from the hub split
+    test = load_task("xnli", langs=["de"], data_files=f, split=(0.0, 1.0))
+    assert test.config["split"] == "0-1" and len(test.items("de")) == 3
