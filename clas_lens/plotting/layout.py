@@ -69,8 +69,9 @@ def _set_fonts(fig: go.Figure, p: SizePreset) -> None:
         fig.layout.annotations = anns
 
 
-def _notes(fig: go.Figure, p: SizePreset, band: int, plot_w: float) -> float:
-    """Place the notes under the axis band; return their total height (px)."""
+def _notes(fig: go.Figure, p: SizePreset, band: int, plot_w: float, place: bool) -> float:
+    """Total height (px) of the notes wrapped to ``plot_w``; ``place``: also wrap and place
+    them under the axis band."""
     rows: dict[int, list] = {}
     for ann in fig.layout.annotations:
         if (ann.name or "").startswith("note"):
@@ -83,8 +84,9 @@ def _notes(fig: go.Figure, p: SizePreset, band: int, plot_w: float) -> float:
         for i, ann in enumerate(anns):
             right = anns[i + 1].x if i + 1 < len(anns) else 1.0
             lines = wrap_lines(ann.text, (right - ann.x) * plot_w - 8, font)
-            ann.text = "<br>".join(lines)
-            ann.yshift = -offset
+            if place:
+                ann.text = "<br>".join(lines)
+                ann.yshift = -offset
             height = max(height, len(lines) * line_height(font))
         offset += height + 6
     return offset - band - 4 if rows else 0.0
@@ -126,12 +128,12 @@ def _finish(fig: go.Figure, p: SizePreset, title: str | None, plot_h: float,
     legend_title = fig.layout.legend.title.text or ""
     vw, vh, _ = legend_size(entries, p, title=legend_title)
     side = p.legend == "right" and bool(entries)
-    notes_h = _notes(fig, p, band, est_w - left - right - (vw if side else 0))
+    notes_h = _notes(fig, p, band, est_w - left - right - (vw if side else 0), place=False)
     beside = side and vh <= plot_h + band + notes_h
     if side and not beside and legend == "grow":
         plot_h, beside = vh - band - notes_h, True
-    if not beside and entries:  # the notes get the full width when the legend is not beside
-        notes_h = _notes(fig, p, band, est_w - left - right)
+    # the notes get the full width unless the legend is beside the plot
+    notes_h = _notes(fig, p, band, est_w - left - right - (vw if beside else 0), place=True)
     legend_h = 0.0
     grouped = any(e.group_title for e in entries)
     if beside:
