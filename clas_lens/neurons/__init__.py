@@ -33,6 +33,7 @@ from clas_lens.neurons import clas, lape, ap, mean  # noqa: F401, I001  (registe
 from clas_lens.neurons.ap import average_precision
 from clas_lens.neurons.identify import identify_neurons
 from clas_lens.neurons.neuron_set import NeuronSet
+from clas_lens.neurons.random_like import random_like  # noqa: F401  (re-exported)
 from clas_lens.neurons.registry import method_names, register_method
 from clas_lens.neurons.stability import (  # noqa: F401  (re-exported)
     neuron_stability, resample_weights, resampled_sets, set_jaccard, stability_selection, stability_table,
