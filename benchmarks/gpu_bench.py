@@ -107,7 +107,7 @@ def main(argv=None) -> None:
 
     import clas_lens
     from clas_lens.batching import encode
-    from clas_lens.distributed import _batch_plan
+    from clas_lens.distributed import batch_plan as _batch_plan
     from clas_lens.generation import generate_tokens
     from clas_lens.stats import collect_stats
     from clas_lens.steering import ClasSteering, MaskSet, steer

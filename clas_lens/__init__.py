@@ -13,6 +13,8 @@ Imports are lazy: ``import clas_lens`` is cheap, the heavy stack loads on first 
 >>> import clas_lens
 >>> sorted(n for n in ("load_model", "collect_stats", "identify_neurons") if n in clas_lens.__all__)
 ['collect_stats', 'identify_neurons', 'load_model']
+>>> clas_lens.vocab.UNSTEERED
+'unsteered'
 """
 from __future__ import annotations
 
@@ -68,7 +70,12 @@ _EXPORTS: dict[str, str] = {
     # figures
     "save_figure": "clas_lens.plotting",
 }
-_SUBMODULES = {"metrics", "plotting", "data", "testing", "io", "errors", "distributed", "runs"}
+#: Modules reachable as attributes (``clas_lens.sweep``) and imported by ``from clas_lens import *``.
+_SUBMODULES = {
+    "errors", "io", "vocab", "specs", "languages", "models", "sites", "data", "metrics", "stats",
+    "neurons", "attribution", "steering", "evaluation", "sweep", "clusters", "distributed",
+    "plotting", "config", "pipeline", "testing",
+}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

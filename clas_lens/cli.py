@@ -1,9 +1,22 @@
-"""The ``clas-lens`` command line. Every subcommand has ``--help``."""
+"""The ``clas-lens`` command line. Every subcommand has ``--help``.
+
+Every subcommand that takes layers parses ``--layers`` with :func:`layer_spec` (the one layer
+spec of :class:`clas_lens.specs.LayerSpec`), and offers as choices the values the run
+configuration allows (:func:`clas_lens.config.allowed_values`, read from the consuming modules).
+
+>>> build_parser().parse_args(["eval", "--layers", "0,3"]).layers
+[0, 3]
+"""
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
+
+from clas_lens.config import allowed_values
+from clas_lens.errors import DataValidationError
+from clas_lens.specs import LayerSpec, resolve_layers
+from clas_lens.vocab import DEFAULT_SITE, DEFAULT_STEER_LAYERS, UNSTEERED
 
 INFO_PROMPTS = {
     "en": "The weather today is",
@@ -50,21 +63,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_list(values: Sequence[str] | None) -> list[str] | None:
+def split_list(values: Sequence[str] | None) -> list[str] | None:
     """``["en,de", "ru"]`` -> ``["en", "de", "ru"]`` (space- or comma-separated options)."""
     if not values:
         return None
     return [v for item in values for v in item.split(",") if v]
 
 
-def _parse_layers(text: str | None):
-    """``None``/``"all"``/``"last:4"`` stay strings; ``"0,3,-1"`` becomes ints."""
-    if text is None or text == "all" or text.startswith("last:"):
-        return text
+def layer_spec(text: str) -> Any:
+    """The argparse type of every ``--layers``: a :class:`~clas_lens.specs.LayerSpec` in the
+    form the API takes (``"all"``, ``"last:k"``, ``"first:k"`` or a list of ints).
+
+    >>> layer_spec("last:2"), layer_spec("0,2,-1"), layer_spec("1-3")
+    ('last:2', [0, 2, -1], [1, 2, 3])
+    """
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(f"--layers {text!r}: use 'all', 'last:K' or comma-separated layer indices.") from None
+        return LayerSpec.parse(text).to_json()
+    except DataValidationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -84,17 +100,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     ctx = init_distributed(args.device)
     try:
-        langs = _split_list(args.langs)
+        langs = split_list(args.langs)
         corpus = load_corpus(args.corpus, langs=langs)
         if args.limit:
             corpus = corpus.subset(ids=corpus.ids[: args.limit])
         model = clas_lens.load_model(args.model, device=ctx.device)
+        layers = None if args.layers is None else resolve_layers(args.layers, clas_lens.neuron_sites(model).n_layers)
         t0 = time.perf_counter()
         stats = distributed_collect_stats(
             model,
             corpus,
             site=args.site,
-            layers=_parse_layers(args.layers),
+            layers=layers,
             batch_size=args.batch_size,
             max_length=args.max_length,
             threshold=args.threshold,
@@ -116,6 +133,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise
     finish_distributed(ctx)
     return 0
+
+
+def figure_formats(text: str) -> tuple[str, ...]:
+    """The argparse type of ``--formats``: comma-separated figure formats the config allows.
+
+    >>> figure_formats("html,png")
+    ('html', 'png')
+    """
+    allowed = allowed_values()["figures.formats"]
+    out = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in out if f not in allowed]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"--formats {text!r}: use a comma list of {', '.join(allowed)}.")
+    return out
 
 
 def _print_table(df) -> None:
@@ -146,7 +177,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     """Rebuild every figure of a run directory from its saved files (no model)."""
     from clas_lens.pipeline import make_figures
 
-    written = make_figures(args.run_dir, formats=tuple(args.formats.split(",")))
+    written = make_figures(args.run_dir, formats=args.formats)
     for name, files in written.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in files.items()))
     return 0
@@ -188,7 +219,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = clas_lens.load_model(args.model, device=args.device)
     langs = args.langs.split(",")
     task = clas_lens.load_task(args.task, langs=langs)
-    conditions = {"baseline": None}
+    conditions = {UNSTEERED: None}
     if args.neurons:
         neurons = NeuronSet.load(args.neurons)
         conditions["clas"] = clas_lens.ClasSteering(neurons, layers=args.layers, beta=args.beta, gamma=args.gamma)
@@ -215,7 +246,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     corpus = clas_lens.load_corpus(args.corpus, langs=args.langs.split(",") if args.langs else None)
     if args.limit:
         corpus = corpus.subset(ids=corpus.ids[: args.limit])
-    reps = [clas_lens.residual_reps(model, corpus, pooling=args.pooling, condition="base")]
+    reps = [clas_lens.residual_reps(model, corpus, pooling=args.pooling, condition=UNSTEERED)]
     if args.neurons:
         clas = clas_lens.ClasSteering(NeuronSet.load(args.neurons), layers=args.layers, beta=args.beta, gamma=args.gamma)
         reps.append(clas_lens.residual_reps(model, corpus, pooling=args.pooling, intervention=clas, condition="clas"))
@@ -234,7 +265,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _steer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layers", default="last:4", help="bridge layers: 'last:k' (default last:4)")
+    p.add_argument("--layers", type=layer_spec, default=DEFAULT_STEER_LAYERS,
+                   help=f"steered layers: 'last:k', 'first:k', 'a-b', '0,3,-1' or 'all' (default {DEFAULT_STEER_LAYERS})")
     p.add_argument("--beta", type=float, default=0.2, help="boost of shared neurons (default 0.2)")
     p.add_argument("--gamma", type=float, default=0.2, help="suppression of specific neurons (default 0.2)")
 
@@ -249,19 +281,20 @@ def add_pipeline_commands(sub) -> None:
 
     fig = sub.add_parser("figures", help="rebuild every figure of a run directory (no model needed)")
     fig.add_argument("run_dir")
-    fig.add_argument("--formats", default="html,png,svg", help="comma-separated: html,png,svg,pdf")
+    fig.add_argument("--formats", type=figure_formats, default=("html", "png", "svg"),
+                     help="comma-separated: html,png,svg,pdf ... (default html,png,svg)")
     fig.set_defaults(func=cmd_figures)
 
     neu = sub.add_parser("neurons", help="identify neurons from saved statistics")
     neu.add_argument("stats", help="a stats.safetensors written by `clas-lens stats`")
-    neu.add_argument("--method", default="clas", choices=["clas", "lape", "ap", "mean"])
+    neu.add_argument("--method", default="clas", choices=list(allowed_values()["neurons.method"]))
     neu.add_argument("--param", action="append", default=[], help="method parameter NAME=VALUE (repeatable)")
     neu.add_argument("--out", default="neurons.safetensors")
     neu.set_defaults(func=cmd_neurons)
 
     ev = sub.add_parser("eval", help="evaluate a task per language, unsteered and steered")
     _model_args(ev)
-    ev.add_argument("--task", default="cloze", choices=["cloze", "nli", "qa", "xnli", "xquad"])
+    ev.add_argument("--task", default="cloze", choices=list(allowed_values()["eval.tasks"]))
     ev.add_argument("--langs", default="en,de,sw")
     ev.add_argument("--neurons", help="a neurons.safetensors: adds the CLAS condition")
     ev.add_argument("--stats", help="a stats.safetensors: with --neurons adds Int-mu")
@@ -275,7 +308,7 @@ def add_pipeline_commands(sub) -> None:
     cl.add_argument("--corpus", default="default")
     cl.add_argument("--langs", help="comma-separated languages (default: all of the corpus)")
     cl.add_argument("--limit", type=int, default=48, help="parallel sentences per language")
-    cl.add_argument("--pooling", default="mean", choices=["mean", "last"])
+    cl.add_argument("--pooling", default="mean", choices=list(allowed_values()["clusters.pooling"]))
     cl.add_argument("--neurons", help="a neurons.safetensors: adds the after-CLAS condition")
     cl.add_argument("--out", help="write the metrics as CSV")
     _steer_args(cl)
@@ -305,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--corpus", default="default", help="'default', 'flores' or a JSON-lines file/folder")
     stats.add_argument("--out", required=True, help="output file (.safetensors)")
     stats.add_argument("--langs", nargs="+", help="languages (space- or comma-separated; default: all)")
-    stats.add_argument("--site", default="post", choices=["post", "act"])
-    stats.add_argument("--layers", default=None, help="'all' (default), 'last:K' or e.g. '0,5,-1'")
+    stats.add_argument("--site", default=DEFAULT_SITE, choices=list(allowed_values()["stats.site"]))
+    stats.add_argument("--layers", type=layer_spec, default=None, help="'all' (default), 'last:k', 'a-b' or e.g. '0,5,-1'")
     stats.add_argument("--limit", type=int, default=0, help="use the first N parallel items (0: all)")
     stats.add_argument("--batch-size", type=int, default=16)
     stats.add_argument("--max-length", type=int, default=None)

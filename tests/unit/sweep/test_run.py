@@ -1,4 +1,5 @@
-"""run_sweep: cells, resume, identity checks, shards, torn lines and kill -9."""
+"""clas_lens.sweep.run: run_sweep / load_sweep -- resume, identity checks, shards, torn lines,
+kill -9, directories of older releases, and every registered method in a real run."""
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from _steering_toys import FakeNeurons, FakeStats, ToyTask
 from clas_lens.errors import DataValidationError, MismatchError
 from clas_lens.io import read_json, read_jsonl
 from clas_lens.sites import neuron_sites
-from clas_lens.sweep import COLUMNS, SweepCell, SweepGrid, load_sweep, run_sweep
+from clas_lens.sweep import COLUMNS, METHODS, SweepGrid, load_sweep, run_sweep
 
-HERE = Path(__file__).resolve().parent
+UNIT = Path(__file__).resolve().parents[1]  # tests/unit, where _steering_toys lives
 
 
 def _grid(**kw):
@@ -29,28 +30,6 @@ def _grid(**kw):
 
 def _lines(run_dir):
     return [json.loads(l) for l in (Path(run_dir) / "sweep" / "cells.jsonl").read_text().splitlines()]
-
-
-def test_grid_cells_and_round_trip():
-    g = SweepGrid(langs=["de", "ru"], tasks=["nli", "qa"], methods=["clas", "int_mu", "deactivate"],
-                  alphas=[0.5, 1], layers=["last:2", [3, 4]], mu_values=["mean", 0])
-    cells = g.cells()
-    per_lang = 1 + 2 * 1 * 1 * 2 + 2 * 2 + 2
-    assert len(cells) == 2 * 3 * per_lang
-    keys = [c.key for c in cells]
-    assert len(set(keys)) == len(keys)
-    assert "task=nli|lang=en|method=clas|alpha=0.5|beta=0.2|gamma=0.2|layers=3,4" in keys
-    assert "task=qa|lang=ru|method=int_mu|value=0.0|layers=last:2" in keys
-    assert SweepGrid.from_dict(json.loads(json.dumps(g.to_dict()))) == g
-    assert [c.key for c in SweepGrid.from_dict(g.to_dict()).cells()] == keys  # stable
-    shards = [g.cells(rank=r, world_size=3) for r in range(3)]
-    assert sorted(c.key for s in shards for c in s) == sorted(keys)
-    with pytest.raises(DataValidationError, match="method"):
-        SweepGrid(langs=["de"], methods=["magic"])
-    with pytest.raises(DataValidationError, match="language"):
-        SweepGrid(langs=[])
-    with pytest.raises(DataValidationError, match="Unknown SweepGrid field"):
-        SweepGrid.from_dict({"langs": ["de"], "betaz": [1]})
 
 
 def test_run_resume_and_table(tiny_llama, tmp_path):
@@ -70,13 +49,36 @@ def test_run_resume_and_table(tiny_llama, tmp_path):
     # zero strength (beta = gamma = 0): identical items, diff 0
     zero = df[(df.method == "clas") & (df.beta == 0.0) & (df.gamma == 0.0)]
     assert len(zero) == 2 and (zero["diff"] == 0).all() and (zero["p_value"] == 1).all()
-    assert df[df.method == "baseline"]["diff"].isna().all()
+    assert df[df.method == "unsteered"]["diff"].isna().all()
+    assert set(df[df.method == "unsteered"]["condition"]) == {"unsteered"}
     strong = df[(df.method == "clas") & (df.beta == 2.0) & (df.gamma == 1.0)]
     assert strong["diff"].notna().all()
     # a rerun does nothing and returns the same table
     again = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
     assert len(task.calls) == n_cells and len(_lines(tmp_path)) == n_cells
     assert again.equals(df) and load_sweep(tmp_path).equals(df)
+
+
+def test_directory_of_an_older_release_loads_and_resumes(tiny_llama, tmp_path):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    grid = _grid()
+    ref = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": ToyTask()}, progress=False)
+    # rewrite it as an older release wrote it: "baseline" cells, bootstrap alpha in grid.json
+    path = tmp_path / "sweep" / "cells.jsonl"
+    path.write_text(path.read_text().replace("method=unsteered", "method=baseline")
+                    .replace('"method": "unsteered"', '"method": "baseline"')
+                    .replace('"condition": "unsteered"', '"condition": "baseline"'))
+    ident = read_json(tmp_path / "sweep" / "grid.json")
+    for k in ("confidence", "strengths"):
+        del ident["grid"][k]
+    ident["grid"]["alpha"] = 0.05
+    (tmp_path / "sweep" / "grid.json").write_text(json.dumps(ident))
+    assert "baseline" in path.read_text()
+    old = load_sweep(tmp_path)
+    assert old.equals(ref) and "baseline" not in set(old.method) | set(old.condition)
+    task = ToyTask()
+    again = run_sweep(tiny_llama, tmp_path, grid, neurons=ns, tasks={"toy": task}, progress=False)
+    assert task.calls == [] and again.equals(ref)
 
 
 def test_identity_checks_and_restart(tiny_llama, tiny_gpt2, tmp_path):
@@ -111,15 +113,41 @@ def test_methods_subsets_and_shards(tiny_llama, tmp_path):
     assert files == ["cells.rank0.jsonl", "cells.rank1.jsonl"]
     df = load_sweep(tmp_path)
     assert len(df) == len(cells) and df["key"].is_unique
-    assert set(df["method"]) == {"baseline", "clas", "int_mu", "deactivate"}
+    assert set(df["method"]) == {"unsteered", "clas", "int_mu", "deactivate"}
     assert set(df[df.method == "int_mu"]["value_kind"]) == {"mean", "zero"}
     n = len(task.calls)
     run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, progress=False)
     assert len(task.calls) == n  # every cell already done in some shard
     with pytest.raises(DataValidationError, match="not in this grid"):
-        run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, cells=["task=toy|lang=xx|method=baseline"])
+        run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, cells=["task=toy|lang=xx|method=unsteered"])
     with pytest.raises(DataValidationError, match="stats"):
         run_sweep(tiny_llama, tmp_path / "other", grid, neurons=ns, tasks={"toy": task})
+    with pytest.raises(DataValidationError, match="shard"):
+        run_sweep(tiny_llama, tmp_path, grid, neurons=ns, stats=stats, tasks={"toy": task}, shard="a/b")
+
+
+def test_every_registered_method_runs(tiny_llama, tmp_path):
+    from clas_lens.stats import collect_stats, residual_means
+
+    from _steering_toys import TEXTS
+
+    stats = collect_stats(tiny_llama, TEXTS, site="act")
+    rm = residual_means(tiny_llama, TEXTS, layers="last:1")
+    q_levels = ["p75"]
+    import torch
+
+    q = {l: torch.rand(1, *neuron_sites(tiny_llama).shape, generator=torch.Generator().manual_seed(2)) for l in TEXTS}
+    grid = _grid(methods=list(METHODS), betas=[1.0], gammas=[1.0], mu_values=["mean", "p75"], strengths=[8.0])
+    inputs = dict(neurons=FakeNeurons(neuron_sites(tiny_llama).shape), stats=stats, quantiles=q,
+                  quantile_levels=q_levels, residual_means=rm)
+    df = run_sweep(tiny_llama, tmp_path, grid, tasks={"toy": ToyTask()}, progress=False, **inputs)
+    assert set(df.method) == {"unsteered", *METHODS} and df.attrs["n_cells"] == df.attrs["n_total"]
+    assert set(df[df.method == "diffmean"]["strength"]) == {8.0}
+    ident = read_json(tmp_path / "sweep" / "grid.json")
+    assert {"stats_sha256", "quantiles_sha256", "lape_sha256", "residual_means_sha256"} <= set(ident)
+    with pytest.raises(MismatchError, match="residual means"):
+        other = residual_means(tiny_llama, {l: t[:2] for l, t in TEXTS.items()}, layers="last:1")
+        run_sweep(tiny_llama, tmp_path, grid, tasks={"toy": ToyTask()}, **{**inputs, "residual_means": other})
 
 
 def test_torn_last_line_is_repaired(tiny_llama, tmp_path):
@@ -149,6 +177,11 @@ def test_progress_bar_counts_cells(tiny_llama, tmp_path, capfd):
     assert "sweep cells" in err and f"2/{n}" in err and f"{n}/{n}" in err
 
 
+def test_load_sweep_needs_a_sweep(tmp_path):
+    with pytest.raises(DataValidationError, match="no grid.json"):
+        load_sweep(tmp_path)
+
+
 CHILD = """
 import sys, torch
 sys.path.insert(0, {here!r})
@@ -172,7 +205,7 @@ def test_kill_9_mid_sweep_loses_at_most_one_cell(tiny_llama, tmp_path):
     n_cells = len(grid.cells())
     run = str(tmp_path / "run")
     script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), grid=grid_kw, run=run)))
+    script.write_text(textwrap.dedent(CHILD.format(here=str(UNIT), grid=grid_kw, run=run)))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cells_path = Path(run) / "sweep" / "cells.jsonl"
@@ -203,9 +236,3 @@ def test_kill_9_mid_sweep_loses_at_most_one_cell(tiny_llama, tmp_path):
     assert len(keys) == n_cells and len(set(keys)) == n_cells
     assert sorted(keys) == sorted(c.key for c in grid.cells())
     assert len(df) == n_cells and df["key"].is_unique
-
-
-def test_cell_keys_are_stable_strings():
-    c = SweepCell("nli", "de", "clas", (("alpha", 1), ("beta", 0.25), ("gamma", 0.2), ("layers", (10, 11))))
-    assert c.key == "task=nli|lang=de|method=clas|alpha=1.0|beta=0.25|gamma=0.2|layers=10,11"
-    assert c.condition == "clas|alpha=1.0|beta=0.25|gamma=0.2|layers=10,11"

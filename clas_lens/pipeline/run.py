@@ -1,0 +1,82 @@
+"""``run_pipeline(cfg)``: every step of a run config into its run directory, resumably."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from clas_lens.config import RunConfig
+from clas_lens.data.corpus import load_corpus
+from clas_lens.io import atomic_write_json
+from clas_lens.models import load_model, model_info
+from clas_lens.pipeline.report import make_figures
+from clas_lens.pipeline.rundir import check_run_dir, git_commit, package_versions
+from clas_lens.pipeline.steps import (
+    check_gain_metric,
+    clusters_step,
+    divergence_step,
+    neurons_step,
+    quantiles_step,
+    residual_means_step,
+    stats_step,
+    sweep_step,
+)
+
+__all__ = ["run_pipeline"]
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    *,
+    restart: bool = False,
+    figures: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run every step of ``cfg`` into ``cfg.run_dir``; return the run directory.
+
+    A rerun with the same config skips finished work; a different config against the same
+    directory raises :class:`~clas_lens.errors.MismatchError` unless ``restart=True``.
+
+    >>> cfg = RunConfig.from_dict({"run": {"name": "doc"}})
+    >>> cfg.run_dir.name
+    'doc'
+    """
+    t_start = time.perf_counter()
+    check_gain_metric(cfg)
+    run_dir = cfg.run_dir
+    identity = check_run_dir(cfg, run_dir, restart)
+    if cfg.model.threads:
+        torch.set_num_threads(cfg.model.threads)
+    torch.manual_seed(cfg.run.seed)
+    model = load_model(cfg.model.name, device=cfg.model.device)
+    atomic_write_json(
+        run_dir / "run.json",
+        {
+            "config": cfg.to_dict(),
+            "config_sha256": identity,
+            "model": model_info(model).to_dict(),
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+        },
+    )
+    corpus_all = load_corpus(cfg.corpus.name, langs=cfg.corpus.langs)
+
+    def limited(n: int):
+        return corpus_all if not n or n >= len(corpus_all) else corpus_all.subset(ids=corpus_all.ids[:n])
+
+    stats_corpus = limited(cfg.corpus.stats_limit)
+    stats = stats_step(cfg, model, stats_corpus, run_dir, log)
+    neurons = neurons_step(cfg, stats, run_dir)
+    quantiles, levels = quantiles_step(cfg, model, stats_corpus, neurons, run_dir, log)
+    means = residual_means_step(cfg, model, stats_corpus, run_dir, log)
+    sweep = sweep_step(cfg, model, run_dir, log, neurons=neurons, stats=stats, quantiles=quantiles,
+                       quantile_levels=levels, residual_means=means)
+    reps, _, deltas = clusters_step(cfg, model, limited(cfg.corpus.cluster_limit), neurons, run_dir, log)
+    divergence_step(cfg, sweep, deltas, reps, run_dir, log)
+    if figures:
+        made = make_figures(run_dir, formats=cfg.figures.formats, log=log)
+        log(f"figures: {len(made)} written to {run_dir / 'figures'}")
+    atomic_write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - t_start})
+    return run_dir

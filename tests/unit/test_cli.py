@@ -1,0 +1,146 @@
+"""clas_lens.cli: every subcommand's body run through ``main([...])`` on a tiny model folder and
+on the files the other subcommands wrote; the one ``--layers`` parser; ``--help`` everywhere."""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+import pytest
+
+from clas_lens.cli import build_parser, figure_formats, layer_spec, main, split_list
+
+TEXTS = {
+    "en": ["The cat sat on the mat.", "One two three", "Monday", "The dog sleeps.", "Hello world", "The end."],
+    "de": ["Die Katze sass auf der Matte.", "Eins zwei drei", "Montag", "Der Hund schläft.", "Hallo Welt", "Das Ende."],
+    "ru": ["Кошка сидела на коврике.", "Один два три", "Понедельник", "Собака спит.", "Привет мир", "Конец."],
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny model folder and a JSON-lines corpus."""
+    from clas_lens.data.corpus import ParallelCorpus
+    from clas_lens.testing import tiny_model_folder
+
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "corpus.jsonl"
+    ParallelCorpus.from_dict(TEXTS, check_langid=False).to_jsonl(corpus)
+    return {"root": root, "model": str(tiny_model_folder("llama", folder=root / "model")), "corpus": str(corpus)}
+
+
+@pytest.fixture(scope="module")
+def artifacts(files):
+    """``clas-lens stats`` then ``clas-lens neurons``: the files eval and clusters read."""
+    root = files["root"]
+    stats = root / "stats.safetensors"
+    assert main(["stats", "--model", files["model"], "--corpus", files["corpus"], "--langs", "en,de", "ru",
+                 "--site", "act", "--layers", "0,1", "--batch-size", "4", "--out", str(stats)]) == 0
+    neurons = root / "neurons.safetensors"
+    assert main(["neurons", str(stats), "--method", "clas", "--param", "criterion=quantile",
+                 "--param", "top_quantile=0.2", "--out", str(neurons)]) == 0
+    return {**files, "stats": str(stats), "neurons": str(neurons)}
+
+
+def test_stats_and_neurons(artifacts, capsys):
+    from clas_lens.neurons import NeuronSet
+    from clas_lens.stats import NeuronStats
+
+    stats = NeuronStats.load(artifacts["stats"])
+    assert stats.langs == ["en", "de", "ru"] and stats.site == "act" and list(stats.layers) == [0, 1]
+    assert NeuronSet.load(artifacts["neurons"]).langs == ["en", "de", "ru"]
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        main(["neurons", artifacts["stats"], "--param", "criterion"])
+
+
+def test_info(files, capsys):
+    assert main(["info", "--model", files["model"], "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "MLP neurons" in out and "[de] Das Wetter heute ist|" in out
+
+
+def test_eval_unsteered_clas_and_int_mu(artifacts, tmp_path, capsys):
+    out_csv = tmp_path / "eval.csv"
+    assert main(["eval", "--model", artifacts["model"], "--task", "cloze", "--langs", "en,de", "--limit", "2",
+                 "--neurons", artifacts["neurons"], "--stats", artifacts["stats"], "--layers", "0,1",
+                 "--beta", "0.5", "--out", str(out_csv)]) == 0
+    df = pd.read_csv(out_csv)
+    assert set(df.condition) == {"unsteered", "clas", "int_mu"} and set(df.lang) == {"en", "de"}
+    assert df[df.condition == "unsteered"]["diff"].isna().all()
+    assert "unsteered" in capsys.readouterr().out
+
+
+def test_clusters_unsteered_and_clas(artifacts, tmp_path, capsys):
+    out_csv = tmp_path / "clusters.csv"
+    assert main(["clusters", "--model", artifacts["model"], "--corpus", artifacts["corpus"], "--langs", "en,de,ru",
+                 "--limit", "4", "--neurons", artifacts["neurons"], "--layers", "last:1", "--out", str(out_csv)]) == 0
+    metrics = pd.read_csv(out_csv)
+    assert set(metrics.condition) == {"unsteered", "clas"}
+    assert "unsteered" in capsys.readouterr().out
+
+
+def test_run_then_figures(files, tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f"""
+[run]
+name = "cli"
+out_dir = "{tmp_path / 'runs'}"
+[model]
+name = "{files['model']}"
+[corpus]
+langs = ["en", "de", "ru", "zh"]
+stats_limit = 6
+cluster_limit = 6
+[stats]
+site = "act"
+[neurons]
+params = {{ criterion = "quantile" }}
+[steering]
+layers = "last:1"
+betas = [0.0, 0.5]
+[eval]
+tasks = ["cloze"]
+limits = {{ cloze = 2 }}
+n_boot = 50
+""")
+    assert main(["run", str(cfg), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "run directory:" in out and "unsteered" in out and "divergence test" in out
+    run_dir = tmp_path / "runs" / "cli"
+    assert main(["figures", str(run_dir), "--formats", "html"]) == 0
+    assert "language_gains: html=" in capsys.readouterr().out
+    assert (run_dir / "figures" / "language_gains.html").exists()
+
+
+def test_one_layers_parser_for_every_subcommand():
+    p = build_parser()
+    assert p.parse_args(["stats", "--out", "x", "--layers", "last:2"]).layers == "last:2"
+    assert p.parse_args(["stats", "--out", "x"]).layers is None
+    assert p.parse_args(["eval", "--layers", "0,3"]).layers == [0, 3]
+    assert p.parse_args(["eval"]).layers == "last:4"
+    assert p.parse_args(["clusters", "--layers", "1-2"]).layers == [1, 2]
+    assert p.parse_args(["clusters", "--layers", "first:3"]).layers == "first:3"
+    for cmd in (["stats", "--out", "x"], ["eval"], ["clusters"]):
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(cmd + ["--layers", "last:0"])
+        assert e.value.code == 2
+    assert layer_spec("0,2,-1") == [0, 2, -1] and layer_spec("all") == "all"
+    with pytest.raises(argparse.ArgumentTypeError, match="layer spec"):
+        layer_spec("middle")
+    assert figure_formats("html, svg") == ("html", "svg")
+    with pytest.raises(argparse.ArgumentTypeError, match="--formats"):
+        figure_formats("gif")
+
+
+def test_cli_parser_has_info_and_stats():
+    p = build_parser()
+    a = p.parse_args(["stats", "--out", "x.safetensors", "--langs", "en,de", "ru", "--layers", "last:2"])
+    assert a.func.__name__ == "cmd_stats" and split_list(a.langs) == ["en", "de", "ru"]
+    assert p.parse_args(["info"]).func.__name__ == "cmd_info"
+
+
+def test_cli_help_everywhere():
+    parser = build_parser()
+    for cmd in ("info", "stats", "run", "figures", "neurons", "eval", "clusters"):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([cmd, "--help"])
+        assert e.value.code == 0
