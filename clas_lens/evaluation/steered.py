@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from clas_lens.errors import DataValidationError
 from clas_lens.evaluation.breakdown import NLI_TASKS, per_class_recall
+from clas_lens.evaluation.inference import check_test
 from clas_lens.evaluation.prediction import predict
 from clas_lens.evaluation.summary import summarise
 from clas_lens.metrics import resolve_confidence
@@ -149,6 +150,7 @@ def evaluate(
     12
     """
     confidence = resolve_confidence(confidence, alpha, where="evaluate")
+    check_test(test)  # before any forward pass
     langs = list(langs) if langs is not None else list(getattr(task, "langs", []))
     if isinstance(langs, str):
         langs = [langs]

@@ -119,6 +119,8 @@ def test_errors_come_before_any_work(tiny_llama, tiny_gpt2, ns):
         evaluate(tiny_gpt2, task, ["de"], {"clas": ClasSteering(ns)})
     with pytest.raises(DataValidationError, match="dict"):
         evaluate(tiny_llama, task, ["de"], [ClasSteering(ns)])
+    with pytest.raises(DataValidationError, match="test='exact'"):
+        evaluate(tiny_llama, task, ["de"], {"clas": ClasSteering(ns)}, test="exact")
     assert task.calls == []
 
 
