@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "collect_quantiles": "clas_lens.stats",
     "identify_neurons": "clas_lens.neurons",
     "NeuronSet": "clas_lens.neurons",
+    "random_like": "clas_lens.neurons",
     "neuron_stability": "clas_lens.neurons",
     "stability_selection": "clas_lens.neurons",
     "attribute_neurons": "clas_lens.attribution",
