@@ -251,7 +251,12 @@ METHODS: tuple[str, ...] = method_names()
 
 
 def build_interventions(cell, grid, inputs: SweepInputs) -> list:
-    """The interventions of one cell (none for the unsteered cell)."""
+    """The interventions of one cell (none for the unsteered cell).
+
+    >>> from clas_lens.sweep.grid import SweepCell, SweepGrid
+    >>> build_interventions(SweepCell("nli", "de", "unsteered"), SweepGrid(langs=["de"]), SweepInputs(None))
+    []
+    """
     if is_unsteered(cell.method):
         return []
     return sweep_method(cell.method).build(cell, grid, inputs)

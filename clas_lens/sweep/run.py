@@ -35,7 +35,12 @@ COLUMNS = [
 
 
 def select_cells(grid: SweepGrid, cells: Sequence[SweepCell | str] | None) -> list[SweepCell]:
-    """``cells`` (cells or keys) as cells of ``grid``, in the order given (default: every cell)."""
+    """``cells`` (cells or keys) as cells of ``grid``, in the order given (default: every cell).
+
+    >>> g = SweepGrid(langs=["de"], methods=["deactivate"])
+    >>> [c.method for c in select_cells(g, ["task=nli|lang=de|method=deactivate|layers=last:4"])]
+    ['deactivate']
+    """
     every = grid.cells()
     if cells is None:
         return every
@@ -51,7 +56,12 @@ def select_cells(grid: SweepGrid, cells: Sequence[SweepCell | str] | None) -> li
 
 def load_tasks(grid: SweepGrid, cells: Sequence[SweepCell], tasks: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{name: Task}`` for the grid's tasks that ``cells`` need: from ``tasks`` where given,
-    else :func:`~clas_lens.data.tasks.load_task` with the grid's languages and task options."""
+    else :func:`~clas_lens.data.tasks.load_task` with the grid's languages and task options.
+
+    >>> g = SweepGrid(langs=["de"], tasks=["cloze"])
+    >>> list(load_tasks(g, g.cells()))
+    ['cloze']
+    """
     out: dict[str, Any] = {}
     for name in grid.tasks:
         if tasks is not None and name in tasks:

@@ -120,7 +120,13 @@ def _normal_grid(d: Mapping) -> dict:
 
 
 def identity_differences(stored: Mapping, current: Mapping) -> list[str]:
-    """Human-readable differences between a saved identity and the current one (empty: same)."""
+    """Human-readable differences between a saved identity and the current one (empty: same).
+
+    >>> a = {"grid": SweepGrid(langs=["de"]).to_dict(), "model_info": {"model_id": "m", "weights_sha256": "ab"},
+    ...      "neurons_sha256": "n1", "stats_sha256": None}
+    >>> identity_differences(a, dict(a, neurons_sha256="n2"))
+    ['neuron set: fingerprint n1 in the directory, n2 now']
+    """
     out = []
     sg, cg = _normal_grid(stored.get("grid", {})), current["grid"]
     for k in sorted(set(sg) | set(cg)):
@@ -143,7 +149,12 @@ def identity_differences(stored: Mapping, current: Mapping) -> list[str]:
 
 
 def cell_files(sweep_dir: str | os.PathLike) -> list[Path]:
-    """Every cell file of a sweep directory (``cells.jsonl`` and the shards'), sorted."""
+    """Every cell file of a sweep directory (``cells.jsonl`` and the shards'), sorted.
+
+    >>> import tempfile
+    >>> cell_files(tempfile.mkdtemp())
+    []
+    """
     return sorted(Path(sweep_dir).glob("cells*.jsonl"))
 
 
