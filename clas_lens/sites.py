@@ -26,6 +26,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from clas_lens.errors import UnsupportedModelError
+from clas_lens.specs import resolve_layers
 
 Site = Literal["post", "act"]
 SITES: tuple[str, ...] = ("post", "act")
@@ -77,25 +78,9 @@ class NeuronSites:
         return f"blocks.{layer}.mlp.hook_pre_linear"
 
     def check_layers(self, layers) -> list[int]:
-        """Normalise ``None`` (all), an int, negative indices or ``"last:k"`` to sorted ints."""
-        if layers is None:
-            return list(range(self.n_layers))
-        if isinstance(layers, str):
-            if layers.startswith("last:"):
-                k = int(layers.split(":", 1)[1])
-                if not 1 <= k <= self.n_layers:
-                    raise ValueError(f"layers={layers!r}: k must be in 1..{self.n_layers}.")
-                return list(range(self.n_layers - k, self.n_layers))
-            if layers == "all":
-                return list(range(self.n_layers))
-            raise ValueError(f"layers={layers!r}: use a list of ints, 'all' or 'last:k'.")
-        if isinstance(layers, int):
-            layers = [layers]
-        out = sorted({l + self.n_layers if l < 0 else l for l in layers})
-        bad = [l for l in out if not 0 <= l < self.n_layers]
-        if bad:
-            raise ValueError(f"Layers {bad} out of range for a model with {self.n_layers} layers.")
-        return out
+        """Sorted layer indices of a layer spec (:mod:`clas_lens.specs`: None/"all", "last:k",
+        "first:k", "a-b", "0,3,-1", ints); the one parser, :func:`clas_lens.specs.resolve_layers`."""
+        return resolve_layers(layers, self.n_layers)
 
     def read_hooks(self, site: str, layer: int, fn: ReadFn) -> list[HookPair]:
         """Hooks that call ``fn(values)`` with the site's neuron values of ``layer``."""

@@ -128,9 +128,6 @@ def test_value_names_and_layer_specs_agree_everywhere(tiny_llama):
         assert clas_lens.steering.residual_means(tiny_llama, {"en": ["a cat"]}, layers=parsed).layers == layers
 
 
-@pytest.mark.xfail(strict=True, reason="sites.NeuronSites.check_layers (collect_stats, residual_reps, attribution) "
-                   "still parses layers itself: it rejects 'first:k' / 'a-b' and does not clamp 'last:k'; the CLI "
-                   "and the pipeline resolve specs before calling them")
 def test_neuron_site_readers_take_every_layer_spec(tiny_llama):
     for spec in ("last:9", "first:1", "1-1"):
         assert clas_lens.collect_stats(tiny_llama, {"en": ["a cat"]}, layers=spec).layers == specs.resolve_layers(spec, 2)
