@@ -17,7 +17,8 @@ The MDE (``metrics.min_detectable_effect``, two-sided level ``1 - confidence``, 
 from the per-item scores when the frame carries them (``evaluate``'s ``attrs["predictions"]``):
 for 0/1 metrics from the share of items whose outcome changed (McNemar), otherwise from the SD of
 the paired differences (t test); ``mde_source`` says ``"items"``. Without per-item scores (sweep
-frames) it is read off the width of the paired CI, ``(z_{1-a/2} + z_power) * width / (2 z_{(1+c)/2})``
+frames), or when they cannot say (no item changed, or too few for any effect to reach the power),
+it is read off the width of the paired CI, ``(z_{1-a/2} + z_power) * width / (2 z_{(1+c)/2})``
 (``mde_source="ci"``). See docs/methods.md, "Evaluation" and "Statistical tests".
 
 Pure: frames in, frames out; imports only ``clas_lens.metrics``, ``clas_lens.vocab`` and
@@ -176,9 +177,8 @@ def paper_table(
                     continue
                 r = r.iloc[0]
                 items = _paired_items(preds, task, lang, condition, met)
-                if items is not None:
-                    mde, source = _mde_from_items(*items, level, power), "items"
-                else:
+                mde, source = (_mde_from_items(*items, level, power), "items") if items is not None else (math.nan, "")
+                if not np.isfinite(mde):  # no per-item scores, or too few changed items to say
                     mde, source = _mde_from_ci(r["diff_ci_low"], r["diff_ci_high"], confidence, power), "ci"
                 block.append({
                     "task": task, "metric": met, "method": label, "lang": lang,

@@ -134,6 +134,17 @@ def test_on_a_real_evaluate_frame():
     off = Deactivate(torch.ones(2, 64, dtype=torch.bool), layers=[1])
     res = evaluate(model, task, ["de", "sw"], {"unsteered": None, "off": off}, limit=4, n_boot=100)
     assert len(paper_table(res)) == 3 * res["metric"].nunique()
-    t = paper_table(res, metric="accuracy")
+    t = paper_table(res, metric="margin")
     assert t["lang"].tolist() == ["en", "de", "sw"] and set(t["mde_source"]) == {"items"}
     assert t["n"].tolist() == [4, 4, 4]
+    assert paper_table(res, metric="accuracy")["mde"].notna().all()
+
+
+def test_mde_falls_back_to_the_ci_when_no_item_changed():
+    df = _frame(conditions=("unsteered", "clas"), langs=("en", "de"))
+    preds = pd.concat([pd.DataFrame({"task": "cloze", "lang": lang, "condition": cond, "item_id": ["a", "b", "c"],
+                                     "accuracy": [1, 0, 1]})
+                       for lang in ("en", "de") for cond in ("unsteered", "clas")], ignore_index=True)
+    df.attrs["predictions"] = preds
+    t = paper_table(df)
+    assert (t["mde_source"] == "ci").all() and t["mde"].notna().all()
