@@ -88,9 +88,9 @@ def _mde_from_items(base: np.ndarray, steered: np.ndarray, alpha: float, power: 
         discordance = float(np.mean(base != steered))
         if discordance == 0:
             return math.nan  # no item changed: the items say nothing about detectable effects
-        return min_detectable_effect(len(base), kind="binary", discordance=discordance, alpha=alpha, power=power)
+        return min_detectable_effect(len(base), kind="binary", discordance=discordance, level=alpha, power=power)
     sd = float(np.std(steered - base, ddof=1))
-    return min_detectable_effect(len(base), kind="continuous", sd=sd, alpha=alpha, power=power) if sd > 0 else math.nan
+    return min_detectable_effect(len(base), kind="continuous", sd=sd, level=alpha, power=power) if sd > 0 else math.nan
 
 
 def _mde_from_ci(low: float, high: float, confidence: float, power: float) -> float:

@@ -63,7 +63,7 @@ def anchor_kept(
     margin: float | Mapping[str, float],
     metrics: Sequence[str] | None = None,
     baseline: str | None = None,
-    alpha: float = 0.05,
+    level: float = 0.05,
 ) -> pd.DataFrame:
     """Equivalence of each steered condition to the unsteered one in the ``anchor`` language.
 
@@ -71,7 +71,7 @@ def anchor_kept(
     are read) or a predictions table. ``margin``: the largest change that counts as none, one
     number or ``{metric: number}``; ``metrics``: default the dense metrics present (margin,
     gold_logprob, neg_nll, nll, f1) else accuracy. One row per (task, condition, metric) --
-    :data:`ANCHOR_COLUMNS`: the mean paired difference, its ``1 - 2 alpha`` t interval, the
+    :data:`ANCHOR_COLUMNS`: the mean paired difference, its ``1 - 2 level`` t interval, the
     TOST p-value and ``verdict`` "kept" (equivalence shown) or "not shown".
 
     >>> preds = pd.DataFrame({"task": "t", "lang": "en", "item_id": [str(k) for k in range(40)] * 2,
@@ -99,7 +99,7 @@ def anchor_kept(
         for metric in metrics:
             m = margin[metric] if isinstance(margin, Mapping) else margin
             b, s = paired_values(base, g, metric, f"{task}/{anchor}/{cond}")
-            r = equivalence_test(s - b, float(m), alpha=alpha)
+            r = equivalence_test(s - b, float(m), level=level)
             rows.append({"task": task, "lang": anchor, "condition": cond, "metric": metric,
                          "diff": float(np.mean(s - b)), "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                          "p_value": r["p_value"], "margin": float(m), "n": r["n"],

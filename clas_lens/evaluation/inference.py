@@ -173,9 +173,9 @@ def mde_of(baseline: np.ndarray, steered: np.ndarray, kind: str, confidence: flo
         disc = float(np.mean(baseline != steered))
         if disc == 0:
             return math.nan
-        return float(min_detectable_effect(n, kind="binary", discordance=disc, alpha=level, power=MDE_POWER))
+        return float(min_detectable_effect(n, kind="binary", discordance=disc, level=level, power=MDE_POWER))
     sd = float(np.std(steered - baseline, ddof=1))
-    return float(min_detectable_effect(n, kind="continuous", sd=sd, alpha=level, power=MDE_POWER))
+    return float(min_detectable_effect(n, kind="continuous", sd=sd, level=level, power=MDE_POWER))
 
 
 def gain_row(

@@ -12,7 +12,7 @@ Every comparison in clas_lens is paired: the same items scored under two conditi
 :func:`wilson_ci`               one proportion
 :func:`newcombe_paired_ci`      difference of two paired proportions (Newcombe's method 10)
 :func:`holm`                    Holm step-down adjustment across languages
-:func:`min_detectable_effect`   smallest true effect found with the given power (alpha 0.05,
+:func:`min_detectable_effect`   smallest true effect found with the given power (level 0.05,
                                 power 0.8 by default), paired binary or continuous
 :func:`equivalence_test`        TOST: is the difference inside +-margin?
 ==============================  ===============================================================
@@ -238,10 +238,10 @@ def min_detectable_effect(
     kind: str = "continuous",
     sd: float | None = None,
     discordance: float | None = None,
-    alpha: float = 0.05,
+    level: float = 0.05,
     power: float = 0.8,
 ) -> float:
-    """Smallest true paired effect a two-sided level-``alpha`` test finds with ``power``.
+    """Smallest true paired effect a two-sided test at significance ``level`` finds with ``power``.
 
     * ``kind="continuous"``: mean difference, given ``sd`` of the paired differences (one-sample
       t test; solved with the noncentral t distribution).
@@ -257,8 +257,8 @@ def min_detectable_effect(
     """
     if isinstance(n, bool) or int(n) != n or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}.")
-    if not (0 < alpha < 1 and 0 < power < 1):
-        raise ValueError("alpha and power must be in (0, 1).")
+    if not (0 < level < 1 and 0 < power < 1):
+        raise ValueError("level and power must be in (0, 1).")
     n = int(n)
     if kind == "continuous":
         if sd is None or not np.isfinite(sd) or sd < 0:
@@ -266,7 +266,7 @@ def min_detectable_effect(
         if sd == 0:
             return 0.0
         df = n - 1
-        tc = sps.t.ppf(1 - alpha / 2, df)
+        tc = sps.t.ppf(1 - level / 2, df)
 
         def pw(delta: float) -> float:
             nc = delta * math.sqrt(n)
@@ -283,7 +283,7 @@ def min_detectable_effect(
         if discordance is None or not 0 < discordance <= 1:
             raise ValueError("kind='binary' needs discordance in (0, 1] (share of items whose outcome differs).")
         pd = float(discordance)
-        za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
+        za, zb = sps.norm.ppf(1 - level / 2), sps.norm.ppf(power)
 
         def need(d: float) -> float:  # >= 0 when d is detectable
             return math.sqrt(n) * d - za * math.sqrt(pd) - zb * math.sqrt(max(pd - d * d, 0.0))
@@ -298,11 +298,11 @@ def min_detectable_effect(
     raise ValueError(f"kind must be 'continuous' or 'binary', got {kind!r}.")
 
 
-def equivalence_test(diffs: Sequence[float], margin: float, *, alpha: float = 0.05) -> dict:
+def equivalence_test(diffs: Sequence[float], margin: float, *, level: float = 0.05) -> dict:
     """Two one-sided t tests (TOST): is the mean paired difference inside ``(-margin, margin)``?
 
-    ``equivalent`` is True when both one-sided nulls are rejected at ``alpha`` (equivalently,
-    the ``1 - 2 alpha`` t interval lies inside the margins). Use it before calling a result
+    ``equivalent`` is True when both one-sided nulls are rejected at significance ``level`` (equivalently,
+    the ``1 - 2 level`` t interval lies inside the margins). Use it before calling a result
     "kept" or "no effect". Returns ``{"p_value", "equivalent", "margin", "ci_low", "ci_high", "n"}``.
 
     >>> equivalence_test([0.01, -0.02, 0.0, 0.01, -0.01] * 8, margin=0.05)["equivalent"]
@@ -319,10 +319,10 @@ def equivalence_test(diffs: Sequence[float], margin: float, *, alpha: float = 0.
                 "ci_high": float("nan"), "n": n}
     if sd == 0:
         p = 0.0 if abs(m) < margin else 1.0
-        return {"p_value": p, "equivalent": p < alpha, "margin": float(margin), "ci_low": m, "ci_high": m, "n": n}
+        return {"p_value": p, "equivalent": p < level, "margin": float(margin), "ci_low": m, "ci_high": m, "n": n}
     se = sd / math.sqrt(n)
     p_lower = float(sps.t.sf((m + margin) / se, n - 1))  # H0: mean <= -margin
     p_upper = float(sps.t.cdf((m - margin) / se, n - 1))  # H0: mean >= +margin
     p = max(p_lower, p_upper)
-    lo, hi = t_interval(d, 1 - 2 * alpha)
-    return {"p_value": p, "equivalent": p < alpha, "margin": float(margin), "ci_low": lo, "ci_high": hi, "n": n}
+    lo, hi = t_interval(d, 1 - 2 * level)
+    return {"p_value": p, "equivalent": p < level, "margin": float(margin), "ci_low": lo, "ci_high": hi, "n": n}

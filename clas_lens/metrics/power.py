@@ -16,11 +16,11 @@ from scipy import stats as sps
 __all__ = ["detectable_r"]
 
 
-def detectable_r(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true ``|r|`` a two-sided level-``alpha`` correlation test finds with ``power``,
+def detectable_r(n: int, level: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true ``|r|`` a two-sided correlation test at significance ``level`` finds with ``power``,
     for ``n`` pairs, by the Fisher-z approximation:
 
-    ``r_mde = tanh((z_{1-alpha/2} + z_{power}) / sqrt(n - 3))``.
+    ``r_mde = tanh((z_{1-level/2} + z_{power}) / sqrt(n - 3))``.
 
     (For Spearman's rho the approximation is slightly optimistic: its variance is about 6 %
     larger.) NaN when ``n <= 3`` (Fisher's z needs ``n > 3``).
@@ -32,9 +32,9 @@ def detectable_r(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """
     if isinstance(n, bool) or int(n) != n:
         raise ValueError(f"n must be an integer, got {n!r}.")
-    if not (0 < alpha < 1 and 0 < power < 1):
-        raise ValueError(f"alpha and power must be in (0, 1), got {alpha} and {power}.")
+    if not (0 < level < 1 and 0 < power < 1):
+        raise ValueError(f"level and power must be in (0, 1), got {level} and {power}.")
     if n <= 3:
         return float("nan")
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    z = sps.norm.ppf(1 - level / 2) + sps.norm.ppf(power)
     return float(math.tanh(z / math.sqrt(int(n) - 3)))

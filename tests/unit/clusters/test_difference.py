@@ -91,10 +91,10 @@ def test_null_through_divergence_test():
 def test_detectable_r():
     assert detectable_r(11) == pytest.approx(math.tanh((1.959964 + 0.841621) / math.sqrt(8)), rel=1e-6)
     assert detectable_r(11) > detectable_r(30) > detectable_r(300)
-    assert detectable_r(30, alpha=0.1) < detectable_r(30) < detectable_r(30, power=0.9)
+    assert detectable_r(30, level=0.1) < detectable_r(30) < detectable_r(30, power=0.9)
     assert math.isnan(detectable_r(3))
     with pytest.raises(ValueError):
-        detectable_r(10, alpha=1.5)
+        detectable_r(10, level=1.5)
     with pytest.raises(ValueError):
         detectable_r(10.5)
     # the Fisher-z approximation against simulation: at r = detectable_r(20), a Pearson test of

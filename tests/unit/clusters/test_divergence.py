@@ -91,7 +91,7 @@ def test_difference_row_compares_the_two_correlations():
     # a lower confidence narrows the CIs and lowers the detectable r (alpha = 1 - confidence)
     o90 = divergence_test(dict(zip(langs, gains)), deltas, n_boot=1000, n_perm=1000, confidence=0.9,
                           methods=("spearman",))
-    assert o90.detectable_r.iloc[0] == pytest.approx(detectable_r(n, alpha=0.1))
+    assert o90.detectable_r.iloc[0] == pytest.approx(detectable_r(n, level=0.1))
     assert o90.attrs["confidence"] == 0.9 and o90.attrs["power"] == 0.8
 
 

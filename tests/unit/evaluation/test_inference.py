@@ -49,7 +49,7 @@ def test_binary_gain_is_mcnemar_midp_with_newcombe():
     assert r["p_value"] == pytest.approx(mcnemar_exact(B01, S01)["p_mid"])
     assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx(newcombe_paired_ci(B01, S01, 0.9))
     disc = float((B01 != S01).mean())
-    assert r["mde"] == pytest.approx(min_detectable_effect(60, kind="binary", discordance=disc, alpha=0.1))
+    assert r["mde"] == pytest.approx(min_detectable_effect(60, kind="binary", discordance=disc, level=0.1))
 
 
 def test_continuous_gain_is_sign_flip_with_t():
