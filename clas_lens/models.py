@@ -32,6 +32,21 @@ DEFAULT_MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c
 DEFAULT_MODEL_NAME = "gemma-3-270m (Q4_K_M, dequantized)"
 DEFAULT_MODEL_LICENCE = "Gemma Terms of Use (https://ai.google.dev/gemma/terms), shipped in the package as GEMMA_TERMS.html"
 _COMPLETE_MARKER = "clas_lens_conversion.json"
+#: Parameter dtypes by name, as the run config's ``model.dtype`` and ``load_model(dtype=...)`` take them.
+DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A torch dtype from its name in :data:`DTYPES` (or a dtype, returned as is).
+
+    >>> resolve_dtype("bfloat16"), resolve_dtype(torch.float32)
+    (torch.bfloat16, torch.float32)
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not supported; use one of {list(DTYPES)}.")
+    return DTYPES[dtype]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +230,7 @@ def load_model(
     name_or_path: str | os.PathLike = "default",
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype = torch.float32,
     trust_remote_code: bool = False,
     n_devices: int | None = None,
     device_map: str | dict | None = None,
@@ -226,7 +241,8 @@ def load_model(
         name_or_path: ``"default"`` (embedded Gemma-3-270M), a local HF model folder
             (config.json + weights + tokenizer), or a hub id (needs network access).
         device: torch device for the whole model (ignored when ``device_map``/``n_devices``).
-        dtype: parameter dtype; statistics are always accumulated in float64.
+        dtype: parameter dtype (or its name in :data:`DTYPES`, e.g. ``"bfloat16"``);
+            statistics are always accumulated in float64.
         trust_remote_code: passed to transformers; off unless you ask for it.
         n_devices: split one large model over this many CUDA devices (accelerate dispatch).
         device_map: an HF device map (``"auto"``, dict ...) instead of ``device``.
@@ -245,6 +261,7 @@ def load_model(
     36864
     """
     name = str(name_or_path)
+    dtype = resolve_dtype(dtype)
     placement: dict[str, Any] = {}
     if device_map is not None or n_devices is not None:
         placement = {"device": None, "device_map": device_map, "n_devices": n_devices}
