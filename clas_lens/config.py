@@ -27,10 +27,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from clas_lens import clusters, plotting
-from clas_lens.data.tasks import task_names
+from clas_lens.data.hub import resolve_data_files
+from clas_lens.data.loaders import FLORES_NAMES, embedded_languages
+from clas_lens.data.tasks import task_names, task_spec
+from clas_lens.data.tasks.options import check_options
 from clas_lens.errors import DataValidationError
 from clas_lens.io import sha256_json
-from clas_lens.languages import EMBEDDED_LANGS
+from clas_lens.languages import EMBEDDED_LANGS, check_lang_code, flores_code
+from clas_lens.models import DTYPES
 from clas_lens.neurons.registry import method_names as neuron_methods
 from clas_lens.specs import LayerSpec
 from clas_lens.steering import SHARED_OPTIONS, SUPPRESS_OPTIONS
@@ -48,9 +52,11 @@ class RunSection:
 
 @dataclass(kw_only=True)
 class ModelSection:
-    name: str = "default"
-    device: str = "cpu"
+    name: str = "default"  # "default", a local HF folder or a hub id ("meta-llama/Llama-3.1-8B")
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1", "mps"
     threads: int = 0  # 0: leave torch's default
+    dtype: str = "float32"  # parameter dtype: "bfloat16", "float16" or "float32"
+    device_map: str | dict = ""  # "": the whole model on `device`; "auto", "balanced", ... or {module: device}
 
 
 @dataclass(kw_only=True)
@@ -60,6 +66,7 @@ class CorpusSection:
     anchor: str = "en"
     stats_limit: int = 64  # parallel items used for neuron statistics (0 = all)
     cluster_limit: int = 48  # parallel items used for residual clusters (0 = all)
+    drop_incomplete: bool = False  # drop items missing a text in some language (reported), instead of failing
 
 
 @dataclass(kw_only=True)
@@ -99,6 +106,11 @@ class EvalSection:
     # the sweep setting whose per-language gains feed the divergence test
     gain_task: str = "cloze"
     gain_metric: str = "accuracy"
+    # per-task languages ({task: [codes]}; default corpus.langs) and load_task options
+    # ({task: {dataset, hub_config, hub_split, split, data_files, template, ...}})
+    langs: dict[str, list[str]] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_size: int = 32  # sequences per forward pass when scoring tasks
 
 
 @dataclass(kw_only=True)
@@ -107,6 +119,7 @@ class ClustersSection:
     layers: str | list[int] = "all"
     projection: str = "pca"
     divergence_metric: str = "silhouette_cosine"
+    batch_size: int = 16  # sentences per forward pass for residual representations
 
 
 @dataclass(kw_only=True)
@@ -130,26 +143,29 @@ _SECTIONS: dict[str, type] = {
 #: so run directories written before they existed still resume.
 LATER_KEYS: tuple[str, ...] = (
     "steering.mu_values", "steering.strengths", "steering.positions", "steering.shared",
-    "steering.suppress", "eval.confidence",
+    "steering.suppress", "eval.confidence", "model.dtype", "model.device_map", "corpus.drop_incomplete",
+    "eval.langs", "eval.options", "eval.batch_size", "clusters.batch_size",
 )
 
 
 def allowed_values() -> dict[str, tuple]:
     """``{"section.key": allowed values}`` of every key with a fixed set, read from the module
     that consumes the value (on every call, so methods and tasks registered later count).
-    Keys holding lists allow any subset.
+    Keys holding lists allow any subset. Language codes are not a fixed set: any code
+    :func:`~clas_lens.languages.check_lang_code` knows passes (the corpus and each task then
+    say which they have).
 
     >>> allowed_values()["steering.methods"]
     ('clas', 'int_mu', 'deactivate', 'lape_deactivate', 'diffmean')
     """
     return {
+        "model.dtype": tuple(DTYPES),
         "stats.site": tuple(SITES),
         "neurons.method": tuple(neuron_methods()),
         "steering.methods": tuple(sweep_methods()),
         "steering.positions": tuple(POSITIONS),
         "steering.shared": tuple(SHARED_OPTIONS),
         "steering.suppress": tuple(SUPPRESS_OPTIONS),
-        "corpus.langs": tuple(EMBEDDED_LANGS),
         "eval.tasks": tuple(task_names()),
         "clusters.pooling": tuple(clusters.POOLINGS),
         "clusters.projection": tuple(clusters.PROJECTIONS),
@@ -173,11 +189,74 @@ def _check_mu_values(key: str, value: Any) -> None:
             raise DataValidationError(f"config key {key!r} has {v!r}: {e}") from None
 
 
+def _check_langs(key: str, value: Any) -> None:
+    if not isinstance(value, list):
+        raise DataValidationError(f"config key {key!r} must be a list of language codes, got {value!r}")
+    for lang in value:
+        try:
+            check_lang_code(lang)
+        except DataValidationError as e:
+            raise DataValidationError(f"config key {key!r} has {lang!r}: {e}") from None
+    if not value:
+        raise DataValidationError(f"config key {key!r} is empty: give at least one language")
+
+
+def _check_task_table(key: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise DataValidationError(f"config key {key!r} must be a table {{task: ...}}, got {value!r}")
+    for task, v in value.items():
+        if task not in task_names():
+            raise DataValidationError(f"config key '{key}.{task}': unknown task; allowed values: {list(task_names())}")
+        if key == "eval.langs":
+            _check_langs(f"{key}.{task}", v)
+        elif not isinstance(v, dict):
+            raise DataValidationError(f"config key '{key}.{task}' must be a table of load_task options, got {v!r}")
+
+
+def _check_device(key: str, value: Any) -> None:
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type == "meta":
+        raise DataValidationError(f"config key {key!r} = {value!r} is not a torch device; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'")
+
+
+#: ``model.device_map`` strings (Hugging Face / accelerate placements); a table maps modules to devices.
+DEVICE_MAPS: tuple[str, ...] = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_device_map(key: str, value: Any) -> None:
+    if value == "" or value in DEVICE_MAPS:
+        return
+    if isinstance(value, dict) and value and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value.values()):
+        return
+    raise DataValidationError(
+        f"config key {key!r} = {value!r} is not allowed; allowed values: '' (the whole model on model.device), "
+        f"{list(DEVICE_MAPS)} or a table {{module = device}}"
+    )
+
+
+def _check_positive(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataValidationError(f"config key {key!r} must be a number (a whole number >= 1), got {value!r}")
+
+
 #: Keys checked by a parser of their own (the one parser of that kind of value).
 _PARSED: dict[str, Callable[[str, Any], None]] = {
     "steering.layers": _check_layers,
     "clusters.layers": _check_layers,
     "steering.mu_values": _check_mu_values,
+    "corpus.langs": _check_langs,
+    "eval.langs": _check_task_table,
+    "eval.options": _check_task_table,
+    "model.device": _check_device,
+    "model.device_map": _check_device_map,
+    "stats.batch_size": _check_positive,
+    "eval.batch_size": _check_positive,
+    "clusters.batch_size": _check_positive,
 }
 
 
@@ -247,7 +326,29 @@ class RunConfig:
             )
         if not 0.0 < float(cfg.eval.confidence) < 1.0:
             raise DataValidationError(f"config key 'eval.confidence' = {cfg.eval.confidence!r} must be in (0, 1), e.g. 0.95")
+        _check_corpus(cfg)
+        for task in cfg.eval.tasks:
+            _check_task(cfg, task)
         return cfg
+
+    def task_langs(self, task: str) -> list[str]:
+        """The languages ``task`` is evaluated in: ``[eval.langs] task`` (each must be one the
+        task has), else the languages of ``corpus.langs`` the task has (XQuAD has no ``sw``).
+        The anchor is always evaluated too.
+
+        >>> RunConfig.from_dict({"eval": {"tasks": ["cloze"], "langs": {"cloze": ["en", "de"]}}}).task_langs("cloze")
+        ['en', 'de']
+        >>> "sw" in RunConfig.from_dict({"eval": {"tasks": ["xquad"], "gain_task": "xquad"}}).task_langs("xquad")
+        False
+        """
+        if task in self.eval.langs:
+            return list(self.eval.langs[task])
+        have = task_languages(task, self.task_options(task))
+        return [lang for lang in self.corpus.langs if have is None or lang in have]
+
+    def task_options(self, task: str) -> dict[str, Any]:
+        """The :func:`~clas_lens.data.tasks.load_task` options of ``task`` (``[eval.options.task]``)."""
+        return dict(self.eval.options.get(task, {}))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "RunConfig":
@@ -279,6 +380,8 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> None:
         elif value not in choices:
             raise DataValidationError(f"config key {key!r} = {value!r} is not allowed; allowed values: {choices}")
     numeric = (int, float)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise DataValidationError(f"config key {key!r} must be true or false, got {value!r}")
     if isinstance(default, bool) or default is None:
         return
     if isinstance(default, numeric) and not (isinstance(value, numeric) and not isinstance(value, bool)):
@@ -287,6 +390,184 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> None:
         raise DataValidationError(f"config key {key!r} must be a list, got {value!r}")
     if isinstance(default, dict) and not isinstance(value, dict):
         raise DataValidationError(f"config key {key!r} must be a table, got {value!r}")
+
+
+def _check_corpus(cfg: RunConfig) -> None:
+    """The corpus's languages as far as they can be known before loading it."""
+    name, langs = cfg.corpus.name, cfg.corpus.langs
+    if name == "default":
+        have = embedded_languages("corpus")
+        missing = [lang for lang in langs if lang not in have]
+        if missing:
+            raise DataValidationError(
+                f"config key 'corpus.langs' has {missing[0]!r}, which the embedded corpus does not have; allowed "
+                f"values: {have}. For other languages set corpus.name = 'flores' or the path of JSON-lines files."
+            )
+    elif name.lower() in FLORES_NAMES:
+        for lang in langs:
+            try:
+                flores_code(lang)
+            except DataValidationError as e:
+                raise DataValidationError(f"config key 'corpus.langs' has {lang!r}: {e}") from None
+
+
+def task_languages(task: str, options: dict[str, Any]) -> list[str] | None:
+    """The languages task ``task`` has with ``options`` (None: any language, e.g. cloze)."""
+    spec = task_spec(task)
+    if spec.any_language:
+        return None
+    try:
+        return list(spec.languages(**{k: v for k, v in options.items() if k not in ("split", "split_fractions")}))
+    except DataValidationError as e:
+        raise DataValidationError(f"config key 'eval.options.{task}': {e}") from None
+
+
+def _check_task(cfg: RunConfig, task: str) -> None:
+    """A task's options and languages, checked as :func:`~clas_lens.data.tasks.load_task` will
+    (without reading its data)."""
+    spec = task_spec(task)
+    options = cfg.task_options(task)
+    try:
+        check_options(task, options, spec.options)
+    except DataValidationError as e:
+        raise DataValidationError(f"config key 'eval.options.{task}': {e}") from None
+    langs = cfg.task_langs(task)
+    key = f"eval.langs.{task}" if task in cfg.eval.langs else "corpus.langs"
+    outside = [lang for lang in langs if lang not in cfg.corpus.langs]
+    if outside:
+        raise DataValidationError(
+            f"config key {key!r} has {outside[0]!r}, which is not in corpus.langs {cfg.corpus.langs}: steering a "
+            "language needs its neurons, found on the corpus; add it to corpus.langs"
+        )
+    available = task_languages(task, options)
+    if available is None:
+        return
+    missing = [lang for lang in [cfg.corpus.anchor, *langs] if lang not in available]
+    if missing:
+        what = "the anchor (corpus.anchor, evaluated with every task)" if missing[0] == cfg.corpus.anchor else key
+        raise DataValidationError(
+            f"config key {key!r}: task {task!r} has no language {missing[0]!r} ({what}); allowed values: {available}. "
+            f"Set [eval.langs] {task} = [...] to the languages it has."
+        )
+
+
+def check_inputs(cfg: RunConfig, *, devices: bool = True) -> list[str]:
+    """Check what ``cfg`` names outside itself, before any model loads, and say what a run will
+    use (one line each): the model (local folder, embedded, or a hub id fetched at run time),
+    the corpus, every task's languages and data source, and -- with ``devices`` -- that the
+    device exists (``torch.cuda.is_available()`` for ``cuda``). Local paths must exist (model
+    folder, corpus files, ``data_files``); hub data is not fetched here.
+
+    >>> check_inputs(RunConfig.from_dict({"eval": {"tasks": ["cloze"]}}))[0]
+    'model: default (the embedded Gemma-3-270M), float32 on cpu'
+    """
+    m = cfg.model
+    place = f"device_map {m.device_map!r}" if m.device_map else m.device
+    notes: list[str] = []
+    if m.name == "default":
+        notes.append(f"model: default (the embedded Gemma-3-270M), {m.dtype} on {place}")
+    elif Path(m.name).expanduser().exists():
+        folder = Path(m.name).expanduser()
+        if not (folder / "config.json").is_file():
+            raise DataValidationError(f"config key 'model.name' = {m.name!r} is not a Hugging Face model folder (no config.json)")
+        notes.append(f"model: local folder {folder}, {m.dtype} on {place}")
+    elif m.name.startswith((".", "/", "~")) or m.name.count("/") > 1:
+        raise DataValidationError(f"config key 'model.name' = {m.name!r}: no such folder")
+    else:
+        notes.append(f"model: hub id {m.name!r} (downloaded at run time, needs the network), {m.dtype} on {place}")
+    if devices and not m.device_map:
+        _check_device_available(m.device)
+    c = cfg.corpus
+    if c.name != "default" and c.name.lower() not in FLORES_NAMES and not Path(c.name).expanduser().exists():
+        raise DataValidationError(
+            f"config key 'corpus.name' = {c.name!r}: no such file or folder; use 'default', 'flores' or a JSON-lines path"
+        )
+    drop = ", items missing a language dropped (reported)" if c.drop_incomplete else ""
+    notes.append(f"corpus: {c.name}, {len(c.langs)} languages {c.langs}, anchor {c.anchor}{drop}")
+    for task in cfg.eval.tasks:
+        options = cfg.task_options(task)
+        langs = list(dict.fromkeys([c.anchor, *cfg.task_langs(task)]))
+        files = options.get("data_files")
+        if files is not None:
+            for lang in langs:
+                for f in resolve_data_files(files, lang, n_langs=len(langs)):
+                    if not Path(f).expanduser().is_file():
+                        raise DataValidationError(f"config key 'eval.options.{task}.data_files': {lang!r} file {str(f)!r} does not exist")
+            source = "local files"
+        elif task_spec(task).hub_split:
+            hub = [f"{k}={options[k]!r}" for k in ("dataset", "hub_config", "hub_split") if k in options]
+            source = "the hub, fetched at run time (" + (", ".join(hub) or "the task's default dataset") + ")"
+        else:
+            source = "embedded"
+        limit = cfg.eval.limits.get(task)
+        notes.append(f"task {task}: {len(langs)} languages {langs}, {source}" + (f", first {limit} items" if limit else ""))
+    return notes
+
+
+def _check_device_available(device: str) -> None:
+    import torch
+
+    d = torch.device(device)
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DataValidationError(
+                f"config key 'model.device' = {device!r} but no CUDA device is visible (torch.cuda.is_available() is "
+                "False): run on a GPU machine, or set model.device = 'cpu' and model.dtype = 'float32'"
+            )
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise DataValidationError(f"config key 'model.device' = {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise DataValidationError(f"config key 'model.device' = {device!r} but MPS is not available here")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise DataValidationError(f"override {dotted!r}: use section.key (e.g. model.device), or section.key.sub")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise DataValidationError(f"override {dotted!r}: {part!r} is not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, value)``: the value in TOML syntax (a bare word is a string).
+
+    >>> parse_override("model.device=cuda"), parse_override("steering.betas=[0.1, 0.2]")
+    (('model.device', 'cuda'), ('steering.betas', [0.1, 0.2]))
+    """
+    if "=" not in text:
+        raise DataValidationError(f"override {text!r}: use KEY=VALUE, e.g. model.dtype=bfloat16")
+    key, raw = (x.strip() for x in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | tuple = ()) -> RunConfig:
+    """The run config of TOML file ``path`` (default: the embedded demo config) with
+    ``overrides`` applied before it is checked: ``{"model.device": "cuda"}`` or
+    ``["model.device=cuda", "eval.langs.xquad=['en', 'de']"]`` (see :func:`parse_override`).
+
+    >>> load(overrides=["model.dtype=bfloat16"]).model.dtype
+    'bfloat16'
+    """
+    path = Path(path) if path is not None else default_config_path()
+    if not path.exists():
+        raise DataValidationError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise DataValidationError(f"{path} is not valid TOML: {e}") from e
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides]
+    for key, value in items:
+        _set_dotted(data, key, value)
+    return RunConfig.from_dict(data)
 
 
 def default_config_path() -> Path:
