@@ -56,3 +56,33 @@ def check_aligned(data: Mapping[str, Mapping[str, str]], ids: Sequence[str], lan
                 raise DataValidationError(
                     f"Empty (or whitespace-only) text for id {i!r} in language {lang!r}."
                 )
+
+
+def complete_items(
+    data: Mapping[str, Mapping[str, str]], ids: Sequence[str] | None, langs: Sequence[str]
+) -> tuple[list[str], list[dict]]:
+    """Split the items of ``data`` (``{lang: {id: text}}``) into those with a non-empty text in
+    every language of ``langs`` and a report of the others.
+
+    Candidates are ``ids`` (default none) followed by every other id some language has, in the
+    order the languages list them. Returns the complete ids in that order and, per dropped id,
+    ``{"id", "missing": [langs without it], "empty": [langs with a blank text], "reason"}``.
+
+    >>> keep, dropped = complete_items({"en": {"a": "Hi.", "b": "Bye."}, "sw": {"a": "Habari."}}, None, ["en", "sw"])
+    >>> keep, dropped[0]["reason"]
+    (['a'], 'no text in sw')
+    """
+    order = list(dict.fromkeys([*(ids or []), *(i for lang in langs for i in data[lang])]))
+    keep: list[str] = []
+    dropped: list[dict] = []
+    for i in order:
+        missing = [lang for lang in langs if i not in data[lang]]
+        empty = [lang for lang in langs if i in data[lang] and not (isinstance(data[lang][i], str) and data[lang][i].strip())]
+        if not missing and not empty:
+            keep.append(i)
+            continue
+        parts = ([f"no text in {', '.join(missing)}"] if missing else []) + (
+            [f"empty text in {', '.join(empty)}"] if empty else []
+        )
+        dropped.append({"id": i, "missing": missing, "empty": empty, "reason": "; ".join(parts)})
+    return keep, dropped

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from clas_lens.data.adapter import DictCorpus, as_corpus  # noqa: F401  (re-exported: the old import path)
-from clas_lens.data.aligned import check_aligned
+from clas_lens.data.aligned import check_aligned, complete_items
 from clas_lens.data.langid import check_corpus_languages
 from clas_lens.data.loaders import (  # noqa: F401  (EMBEDDED_DIR, embedded_languages: re-exported)
     DEFAULT_FLORES_DATASET,
@@ -70,6 +70,9 @@ class ParallelCorpus:
     ``data`` maps language -> {id: text}; ``ids`` fixes the item order (default: the first
     language's order). ``check_langid`` runs the CLD2 language-ID check, which warns
     (:class:`~clas_lens.data.langid.LanguageIDWarning`) naming offending ids.
+    ``drop_incomplete`` keeps only the items with a text in every language instead of refusing
+    the others; ``info["dropped"]`` then lists each dropped id with the languages it lacks and
+    why (:func:`~clas_lens.data.aligned.complete_items`).
 
     >>> c = ParallelCorpus({"en": {"a": "Good morning, my friend.", "b": "See you tomorrow."},
     ...                     "es": {"b": "Hasta mañana.", "a": "Buenos días, amigo."}}, check_langid=False)
@@ -84,6 +87,7 @@ class ParallelCorpus:
         *,
         name: str | None = None,
         check_langid: bool = True,
+        drop_incomplete: bool = False,
     ) -> None:
         if not data:
             raise DataValidationError("A parallel corpus needs at least one language; got none.")
@@ -100,6 +104,17 @@ class ParallelCorpus:
         self._ids: list[str] = [str(i) for i in ids] if ids is not None else list(self._data[first])
         self.name = name
         self.split_info: dict[str, Any] | None = None  # set by split(): which part this is
+        self.info: dict[str, Any] = {}  # "dropped": the items drop_incomplete left out, and why
+        if drop_incomplete:
+            keep, dropped = complete_items(self._data, self._ids, self._langs)
+            if not keep:
+                raise DataValidationError(
+                    f"drop_incomplete: none of the {len(dropped)} items has a text in every language {self._langs}; "
+                    f"e.g. id {dropped[0]['id']!r}: {dropped[0]['reason']}."
+                )
+            self._data = {lang: {i: texts[i] for i in keep} for lang, texts in self._data.items()}
+            self._ids = keep
+            self.info["dropped"] = dropped
         check_aligned(self._data, self._ids, self._langs)
         if check_langid:
             check_corpus_languages(self, warn=True)
@@ -113,9 +128,10 @@ class ParallelCorpus:
         *,
         name: str | None = None,
         check_langid: bool = True,
+        drop_incomplete: bool = False,
     ) -> "ParallelCorpus":
         """Build from ``{lang: [texts]}`` (aligned lists; ids generated ``s0001``... unless
-        given) or ``{lang: {id: text}}``.
+        given) or ``{lang: {id: text}}``; ``drop_incomplete`` as in :class:`ParallelCorpus`.
 
         >>> c = ParallelCorpus.from_dict({"en": ["One.", "Two."], "fr": ["Un.", "Deux."]},
         ...                              check_langid=False)
@@ -123,7 +139,7 @@ class ParallelCorpus:
         ['s0001', 's0002']
         """
         ordered, ids = texts_from_lists(data, ids)
-        return cls(ordered, ids=ids, name=name, check_langid=check_langid)
+        return cls(ordered, ids=ids, name=name, check_langid=check_langid, drop_incomplete=drop_incomplete)
 
     @classmethod
     def from_records(
@@ -133,22 +149,26 @@ class ParallelCorpus:
         langs: Sequence[str] | None = None,
         name: str | None = None,
         check_langid: bool = True,
+        drop_incomplete: bool = False,
     ) -> "ParallelCorpus":
         """Build from records ``{"id", "lang", "text"}`` (optional ``"__where__"`` for messages).
 
         Duplicate (id, lang) pairs are errors. ``langs`` keeps only those languages, in that
-        order (each must be present).
+        order (each must be present). ``drop_incomplete``: items lacking a language (or with
+        an empty text there) are dropped and reported in ``info["dropped"]``.
 
         >>> recs = [{"id": "a", "lang": "en", "text": "Hello there."},
         ...         {"id": "a", "lang": "it", "text": "Ciao a tutti."}]
         >>> ParallelCorpus.from_records(recs, check_langid=False).langs
         ['en', 'it']
         """
+        if drop_incomplete:  # a blank text is no translation: leave it out, the item is dropped
+            records = [r for r in records if not (isinstance(r.get("text"), str) and not r["text"].strip())]
         data = texts_by_language(records, langs)
         # Item order: the anchor (English) when present, else the first language read.
         first = "en" if "en" in data else next(iter(data))
         ids = list(data[first])
-        return cls(data, ids=ids, name=name, check_langid=check_langid)
+        return cls(data, ids=ids, name=name, check_langid=check_langid, drop_incomplete=drop_incomplete)
 
     @classmethod
     def from_jsonl(
@@ -158,6 +178,7 @@ class ParallelCorpus:
         langs: Sequence[str] | None = None,
         name: str | None = None,
         check_langid: bool = True,
+        drop_incomplete: bool = False,
     ) -> "ParallelCorpus":
         """Read records ``{"id", "lang", "text"}`` from JSON-lines file(s).
 
@@ -175,7 +196,9 @@ class ParallelCorpus:
         ['Gute Nacht.']
         """
         records = jsonl_corpus_records(path, langs)
-        return cls.from_records(records, langs=langs, name=name or str(path), check_langid=check_langid)
+        return cls.from_records(
+            records, langs=langs, name=name or str(path), check_langid=check_langid, drop_incomplete=drop_incomplete
+        )
 
     @classmethod
     def from_flores(
@@ -187,6 +210,7 @@ class ParallelCorpus:
         data_files: Any = None,
         limit: int | None = None,
         check_langid: bool = True,
+        drop_incomplete: bool = False,
     ) -> "ParallelCorpus":
         """FLORES-200 sentences (aligned by their ``id``) for ISO codes ``langs``.
 
@@ -207,7 +231,7 @@ class ParallelCorpus:
             for lang in langs
         }
         order = list(data[langs[0]]) if langs else None
-        return cls(data, ids=order, name=f"flores:{split}", check_langid=check_langid)
+        return cls(data, ids=order, name=f"flores:{split}", check_langid=check_langid, drop_incomplete=drop_incomplete)
 
     # -- accessors ----------------------------------------------------------------------
     @property
@@ -285,7 +309,9 @@ class ParallelCorpus:
                 f"{len(self)} ids, e.g. {self._ids[:3]}."
             )
         data = {lang: {i: self._data[lang][i] for i in ids} for lang in langs}
-        return ParallelCorpus(data, ids=ids, name=self.name, check_langid=False)
+        out = ParallelCorpus(data, ids=ids, name=self.name, check_langid=False)
+        out.info = dict(self.info)
+        return out
 
     def split(self, split: Split, *, fractions: Mapping[str, float] | None = None, key: str | None = None) -> "ParallelCorpus":
         """The items of ``split`` (``"stats"``, ``"dev"``, ``"test"`` or a ``(start, stop)``
@@ -345,10 +371,13 @@ def load_corpus(
     check_langid: bool = True,
     split: Split | None = None,
     split_fractions: Mapping[str, float] | None = None,
+    drop_incomplete: bool = False,
     **options: Any,
 ) -> ParallelCorpus:
     """Load a parallel corpus; with ``split``, only that part (:meth:`ParallelCorpus.split`,
-    fractions ``split_fractions``).
+    fractions ``split_fractions``). ``drop_incomplete``: keep the items that have a text in
+    every language and list the others, with the languages each lacks, in
+    ``corpus.info["dropped"]`` (by default such a corpus is refused, naming the first gap).
 
     * ``"default"``: the corpus embedded in clas_lens (every language whose file exists);
     * ``"flores"`` (also ``"flores200"``, ``"flores_plus"``): FLORES-200 through ``datasets``
@@ -358,7 +387,11 @@ def load_corpus(
     >>> c = load_corpus("default", langs=["en"])
     >>> len(c) >= 200, c.langs
     (True, ['en'])
+    >>> load_corpus("default", langs=["en", "de"], drop_incomplete=True).info["dropped"]
+    []
     """
+    if drop_incomplete:
+        options["drop_incomplete"] = True
     corpus = _load_corpus(name_or_path, langs, check_langid=check_langid, **options)
     if split is None:
         return corpus
@@ -366,9 +399,10 @@ def load_corpus(
 
 
 def _load_corpus(name_or_path: str | os.PathLike, langs: Sequence[str] | None, *, check_langid: bool, **options: Any) -> ParallelCorpus:
+    drop = bool(options.pop("drop_incomplete", False))
     if isinstance(name_or_path, str) and name_or_path == "default":
         files = embedded_files("corpus", langs)
-        return ParallelCorpus.from_jsonl(files, langs=list(files), name="default", check_langid=check_langid)
+        return ParallelCorpus.from_jsonl(files, langs=list(files), name="default", check_langid=check_langid, drop_incomplete=drop)
     if isinstance(name_or_path, str) and name_or_path.lower() in FLORES_NAMES:
         if not langs:
             raise DataValidationError(
@@ -376,12 +410,12 @@ def _load_corpus(name_or_path: str | os.PathLike, langs: Sequence[str] | None, *
             )
         if name_or_path.lower() in {"flores_plus", "flores+"}:
             options.setdefault("dataset", DEFAULT_FLORES_DATASET)
-        return ParallelCorpus.from_flores(langs, check_langid=check_langid, **options)
+        return ParallelCorpus.from_flores(langs, check_langid=check_langid, drop_incomplete=drop, **options)
     p = Path(name_or_path)
     if p.exists():
         if options:
             warnings.warn(f"load_corpus ignores options {sorted(options)} for local files.", stacklevel=3)
-        return ParallelCorpus.from_jsonl(p, langs=langs, check_langid=check_langid)
+        return ParallelCorpus.from_jsonl(p, langs=langs, check_langid=check_langid, drop_incomplete=drop)
     raise DataValidationError(
         f"Unknown corpus {str(name_or_path)!r}: pass 'default' (embedded), 'flores' (FLORES-200 via "
         "datasets) or the path of a .jsonl file or folder of {lang}.jsonl files."
