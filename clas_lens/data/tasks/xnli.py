@@ -30,7 +30,8 @@ XNLI_LOCAL_HINT = (
 def load_xnli(langs: Sequence[str], **options: Any) -> Task:
     """The ``xnli`` task (loader of the registry; use :func:`~clas_lens.data.tasks.load_task`).
 
-    Options as ``nli`` plus ``hub_split="test"`` and ``dataset="facebook/xnli"``.
+    Options as ``nli`` plus ``hub_split="test"``, ``dataset="facebook/xnli"`` and
+    ``hub_config="{lang}"`` (the dataset's config per language, ``{lang}`` filled in).
 
     >>> import os, unittest.mock
     >>> with unittest.mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
@@ -39,14 +40,14 @@ def load_xnli(langs: Sequence[str], **options: Any) -> Task:
     ...
     clas_lens.data.hub.DatasetUnavailableError: Cannot load xnli (de) from the Hugging Face hub 'facebook/xnli' (config 'de'), split 'test': ...
     """
-    hub = (options.get("dataset", "facebook/xnli"), "{lang}", options.get("hub_split", "test"))
+    hub = (options.get("dataset", "facebook/xnli"), options.get("hub_config", "{lang}"), options.get("hub_split", "test"))
     return nli_task("xnli", langs, options, hub=hub, hint=XNLI_LOCAL_HINT)
 
 
 register_task(
     "xnli",
     load_xnli,
-    options=NLI_OPTIONS | {"hub_split", "dataset"},
+    options=NLI_OPTIONS | {"hub_split", "dataset", "hub_config"},
     hub_split=True,
     languages=lambda **options: list(XNLI_LANGS),
 )

@@ -30,7 +30,8 @@ XQUAD_LOCAL_HINT = (
 def load_xquad(langs: Sequence[str], **options: Any) -> Task:
     """The ``xquad`` task (loader of the registry; use :func:`~clas_lens.data.tasks.load_task`).
 
-    Options as ``qa`` plus ``hub_split="validation"`` and ``dataset="google/xquad"``.
+    Options as ``qa`` plus ``hub_split="validation"``, ``dataset="google/xquad"`` and
+    ``hub_config="xquad.{lang}"`` (the dataset's config per language, ``{lang}`` filled in).
 
     >>> import os, unittest.mock
     >>> with unittest.mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
@@ -39,14 +40,14 @@ def load_xquad(langs: Sequence[str], **options: Any) -> Task:
     ...
     clas_lens.data.hub.DatasetUnavailableError: Cannot load xquad (de) from the Hugging Face hub 'google/xquad' (config 'xquad.de'), split 'validation': ...
     """
-    hub = (options.get("dataset", "google/xquad"), "xquad.{lang}", options.get("hub_split", "validation"))
+    hub = (options.get("dataset", "google/xquad"), options.get("hub_config", "xquad.{lang}"), options.get("hub_split", "validation"))
     return qa_task("xquad", langs, options, hub=hub, hint=XQUAD_LOCAL_HINT)
 
 
 register_task(
     "xquad",
     load_xquad,
-    options=QA_OPTIONS | {"hub_split", "dataset"},
+    options=QA_OPTIONS | {"hub_split", "dataset", "hub_config"},
     hub_split=True,
     languages=lambda **options: list(XQUAD_LANGS),
 )
