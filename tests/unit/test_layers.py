@@ -11,7 +11,7 @@ ROOT = Path(clas_lens.__file__).resolve().parent
 
 #: Lowest first; modules of one layer may import each other.
 LAYERS: list[set[str]] = [
-    {"errors", "io", "vocab", "specs", "languages", "_compat"},
+    {"errors", "checks", "io", "vocab", "specs", "languages", "_compat"},
     {"sites"},
     {"models"},
     {"batching", "generation", "testing"},
