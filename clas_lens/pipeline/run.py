@@ -5,18 +5,20 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import torch
 
-from clas_lens.config import RunConfig
+from clas_lens.config import RunConfig, check_inputs
 from clas_lens.data.corpus import load_corpus
 from clas_lens.io import atomic_write_json
 from clas_lens.models import load_model, model_info
 from clas_lens.pipeline.report import make_figures
-from clas_lens.pipeline.rundir import check_run_dir, git_commit, package_versions
+from clas_lens.pipeline.rundir import check_run_dir, git_commit, package_versions, write_csv
 from clas_lens.pipeline.steps import (
     check_gain_metric,
     clusters_step,
     divergence_step,
+    load_eval_tasks,
     neurons_step,
     quantiles_step,
     residual_means_step,
@@ -24,7 +26,20 @@ from clas_lens.pipeline.steps import (
     sweep_step,
 )
 
-__all__ = ["run_pipeline"]
+__all__ = ["run_pipeline", "report_dropped"]
+
+
+def report_dropped(corpus, run_dir: Path, log: Callable[[str], None] = print) -> Path | None:
+    """Log the corpus items ``drop_incomplete`` left out and list them, with the languages each
+    lacks, in ``run_dir/corpus_dropped.csv`` (nothing when none was dropped)."""
+    dropped = corpus.info.get("dropped") or []
+    if not dropped:
+        return None
+    rows = [{**d, "missing": " ".join(d["missing"]), "empty": " ".join(d["empty"])} for d in dropped]
+    path = write_csv(pd.DataFrame(rows, columns=["id", "missing", "empty", "reason"]), run_dir / "corpus_dropped.csv")
+    log(f"corpus: dropped {len(dropped)} of {len(dropped) + len(corpus)} items missing a language "
+        f"(e.g. id {dropped[0]['id']!r}: {dropped[0]['reason']}); the list is in {path}")
+    return path
 
 
 def run_pipeline(
@@ -44,13 +59,20 @@ def run_pipeline(
     'doc'
     """
     t_start = time.perf_counter()
-    check_gain_metric(cfg)
+    # Everything but the model first: paths, devices, the tasks' data and the corpus.
+    for note in check_inputs(cfg):
+        log(note)
+    tasks = load_eval_tasks(cfg)
+    check_gain_metric(cfg, tasks)
+    corpus_all = load_corpus(cfg.corpus.name, langs=cfg.corpus.langs, drop_incomplete=cfg.corpus.drop_incomplete)
     run_dir = cfg.run_dir
     identity = check_run_dir(cfg, run_dir, restart)
+    report_dropped(corpus_all, run_dir, log)
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
     torch.manual_seed(cfg.run.seed)
-    model = load_model(cfg.model.name, device=cfg.model.device)
+    m = cfg.model
+    model = load_model(m.name, device=m.device, dtype=m.dtype, device_map=m.device_map or None)
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -61,7 +83,6 @@ def run_pipeline(
             "git_commit": git_commit(),
         },
     )
-    corpus_all = load_corpus(cfg.corpus.name, langs=cfg.corpus.langs)
 
     def limited(n: int):
         return corpus_all if not n or n >= len(corpus_all) else corpus_all.subset(ids=corpus_all.ids[:n])
@@ -72,7 +93,7 @@ def run_pipeline(
     quantiles, levels = quantiles_step(cfg, model, stats_corpus, neurons, run_dir, log)
     means = residual_means_step(cfg, model, stats_corpus, run_dir, log)
     sweep = sweep_step(cfg, model, run_dir, log, neurons=neurons, stats=stats, quantiles=quantiles,
-                       quantile_levels=levels, residual_means=means)
+                       quantile_levels=levels, residual_means=means, tasks=tasks)
     reps, _, deltas = clusters_step(cfg, model, limited(cfg.corpus.cluster_limit), neurons, run_dir, log)
     divergence_step(cfg, sweep, deltas, reps, run_dir, log)
     if figures:

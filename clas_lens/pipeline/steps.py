@@ -23,7 +23,8 @@ import pandas as pd
 
 from clas_lens.clusters import Reps, cluster_metrics, compare_reps, divergence_test, project, residual_reps
 from clas_lens.config import RunConfig
-from clas_lens.data.tasks import load_task
+from clas_lens.data.hub import DatasetUnavailableError
+from clas_lens.data.tasks import Task, load_task
 from clas_lens.errors import DataValidationError
 from clas_lens.io import load_tensors, save_tensors, sha256_json
 from clas_lens.models import cache_dir, model_info
@@ -41,6 +42,7 @@ __all__ = [
     "focus_setting",
     "sweep_grid",
     "check_gain_metric",
+    "load_eval_tasks",
     "stats_step",
     "neurons_step",
     "quantiles_step",
@@ -76,10 +78,13 @@ def sweep_grid(cfg: RunConfig, task: str) -> SweepGrid:
     ('clas', 'int_mu')
     """
     s = cfg.steering
+    options = cfg.task_options(task)
     return SweepGrid(
-        langs=[l for l in cfg.corpus.langs if l != cfg.corpus.anchor],
+        langs=[l for l in cfg.task_langs(task) if l != cfg.corpus.anchor],
         anchor=cfg.corpus.anchor,
         tasks=[task],
+        task_options={task: options} if options else {},
+        batch_size=cfg.eval.batch_size,
         methods=list(s.methods),
         alphas=s.alphas,
         betas=s.betas,
@@ -97,15 +102,33 @@ def sweep_grid(cfg: RunConfig, task: str) -> SweepGrid:
     )
 
 
-def check_gain_metric(cfg: RunConfig) -> None:
-    """``[eval] gain_metric`` must be a metric of ``gain_task`` (the task itself says which).
+def load_eval_tasks(cfg: RunConfig) -> dict[str, Task]:
+    """Every ``[eval] tasks`` task, loaded as its sweep evaluates it: the anchor and the task's
+    languages (:meth:`RunConfig.task_langs`), its ``[eval.options]``. The pipeline loads them
+    before the model, so a missing file or an unreachable hub dataset fails first.
+
+    >>> list(load_eval_tasks(RunConfig.from_dict({"eval": {"tasks": ["cloze"]}})))
+    ['cloze']
+    """
+    return {task: load_task(task, langs=sweep_grid(cfg, task).all_langs, **cfg.task_options(task)) for task in cfg.eval.tasks}
+
+
+def check_gain_metric(cfg: RunConfig, tasks: dict[str, Task] | None = None) -> None:
+    """``[eval] gain_metric`` must be a metric of ``gain_task`` (the task itself says which:
+    from ``tasks`` when given, else loaded for the anchor with its ``[eval.options]``; when its
+    data cannot be reached here, e.g. a hub dataset offline, the check waits for the run).
 
     >>> check_gain_metric(RunConfig.from_dict({"eval": {"tasks": ["cloze"], "gain_metric": "bleu"}}))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     clas_lens.errors.DataValidationError: config key 'eval.gain_metric' = 'bleu' is not a metric of task 'cloze'; allowed values: [...'accuracy'...]
     """
-    task = load_task(cfg.eval.gain_task, langs=[cfg.corpus.anchor])
+    task = (tasks or {}).get(cfg.eval.gain_task)
+    if task is None:
+        try:
+            task = load_task(cfg.eval.gain_task, langs=[cfg.corpus.anchor], **cfg.task_options(cfg.eval.gain_task))
+        except DatasetUnavailableError:
+            return
     if cfg.eval.gain_metric not in task.metrics:
         raise DataValidationError(
             f"config key 'eval.gain_metric' = {cfg.eval.gain_metric!r} is not a metric of task "
@@ -165,7 +188,8 @@ def quantiles_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: L
         if meta.get("levels") == levels:
             return {l: tensors[f"q/{l}"] for l in meta["langs"]}, levels
     t0 = time.perf_counter()
-    q = collect_quantiles(model, corpus, neurons.mask("specific"), levels, site=cfg.stats.site, langs=cfg.corpus.langs)
+    q = collect_quantiles(model, corpus, neurons.mask("specific"), levels, site=cfg.stats.site, langs=cfg.corpus.langs,
+                          batch_size=cfg.stats.batch_size)
     save_tensors(path, {f"q/{l}": t for l, t in q.items()}, {"levels": levels, "langs": list(q)}, _QUANTILES_FORMAT)
     log(f"quantiles {levels}: {time.perf_counter() - t0:.0f} s")
     return q, levels
@@ -181,7 +205,7 @@ def residual_means_step(cfg: RunConfig, model, corpus, run_dir: Path, log: Log) 
         return ResidualMeans(layers=meta["layers"], means={l: tensors[f"means/{l}"] for l in meta["langs"]},
                              n_tokens=meta["n_tokens"], model_info=meta["model_info"])
     t0 = time.perf_counter()
-    rm = residual_means(model, corpus, layers=cfg.steering.layers, langs=cfg.corpus.langs)
+    rm = residual_means(model, corpus, layers=cfg.steering.layers, langs=cfg.corpus.langs, batch_size=cfg.stats.batch_size)
     meta = {"layers": rm.layers, "langs": rm.langs, "n_tokens": rm.n_tokens, "model_info": rm.model_info}
     save_tensors(path, {f"means/{l}": m for l, m in rm.means.items()}, meta, _RESID_FORMAT)
     log(f"residual means: {time.perf_counter() - t0:.0f} s")
@@ -229,7 +253,7 @@ def clusters_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: Lo
         t0 = time.perf_counter()
         reps = residual_reps(
             model, corpus, layers=resolved_layers(model, cfg.clusters.layers),
-            pooling=cfg.clusters.pooling, intervention=iv, condition=cond,
+            pooling=cfg.clusters.pooling, intervention=iv, condition=cond, batch_size=cfg.clusters.batch_size,
         )
         reps.save(path)
         out[cond] = reps
