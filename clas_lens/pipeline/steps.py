@@ -24,7 +24,7 @@ import pandas as pd
 from clas_lens.clusters import Reps, cluster_metrics, compare_reps, divergence_test, project, residual_reps
 from clas_lens.config import RunConfig
 from clas_lens.data.hub import DatasetUnavailableError
-from clas_lens.data.tasks import Task, load_task
+from clas_lens.data.tasks import Task, load_task, task_spec
 from clas_lens.errors import DataValidationError
 from clas_lens.io import load_tensors, save_tensors, sha256_json
 from clas_lens.models import cache_dir, model_info
@@ -115,8 +115,9 @@ def load_eval_tasks(cfg: RunConfig) -> dict[str, Task]:
 
 def check_gain_metric(cfg: RunConfig, tasks: dict[str, Task] | None = None) -> None:
     """``[eval] gain_metric`` must be a metric of ``gain_task`` (the task itself says which:
-    from ``tasks`` when given, else loaded for the anchor with its ``[eval.options]``; when its
-    data cannot be reached here, e.g. a hub dataset offline, the check waits for the run).
+    from ``tasks`` when given, else loaded for the anchor with its ``[eval.options]``; a hub
+    task without ``data_files`` is not fetched here: the run checks it once it has the data,
+    still before the model loads).
 
     >>> check_gain_metric(RunConfig.from_dict({"eval": {"tasks": ["cloze"], "gain_metric": "bleu"}}))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -125,8 +126,11 @@ def check_gain_metric(cfg: RunConfig, tasks: dict[str, Task] | None = None) -> N
     """
     task = (tasks or {}).get(cfg.eval.gain_task)
     if task is None:
+        options = cfg.task_options(cfg.eval.gain_task)
+        if task_spec(cfg.eval.gain_task).hub_split and options.get("data_files") is None:
+            return
         try:
-            task = load_task(cfg.eval.gain_task, langs=[cfg.corpus.anchor], **cfg.task_options(cfg.eval.gain_task))
+            task = load_task(cfg.eval.gain_task, langs=[cfg.corpus.anchor], **options)
         except DatasetUnavailableError:
             return
     if cfg.eval.gain_metric not in task.metrics:
