@@ -6,7 +6,9 @@ one, which is context only: with the tokenizers of the supported models that fir
 BOS token the tokenizer prepends, so every word of the text is scored. Padding is never a
 target and never context (it is masked out of attention and positions are counted over real
 tokens only, so left and right padding give the same numbers). The forward goes through the
-bridge, so steering installed with ``clas_lens.steer`` acts on it. Used by
+bridge, so steering installed with ``clas_lens.steer`` acts on it; only the positions that
+predict a target are unembedded (:func:`clas_lens.prefix.forward_at`, which also replays the
+unsteered blocks inside a sweep's :func:`~clas_lens.prefix.reuse_prefix` scope). Used by
 :mod:`clas_lens.positive_control`. See docs/methods.md, "Evaluation".
 
 >>> import torch
@@ -24,6 +26,7 @@ from jaxtyping import Bool, Float64
 from torch import Tensor
 
 from clas_lens.batching import Encoded, batched, encode
+from clas_lens.prefix import forward_at
 
 __all__ = ["sentence_nll", "target_mask", "REDUCTIONS"]
 
@@ -102,18 +105,27 @@ def sentence_nll(
         )
         att = enc.attention_mask
         pos = (att.long().cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad():
-            logits = model(enc.input_ids, attention_mask=att, position_ids=pos)
         tgt = target_mask(enc)
-        for row, i in enumerate(idx):
+        counts = tgt.sum(-1)
+        k = int(counts.max())
+        if k == 0:
+            continue
+        # per row, the positions that predict its targets (t - 1 for target t), padded with 0
+        at = torch.zeros((len(idx), k), dtype=torch.long, device=att.device)
+        for row in range(len(idx)):
             where = tgt[row].nonzero().squeeze(-1)
-            if where.numel() == 0:
+            at[row, : where.numel()] = where - 1
+        with torch.no_grad():
+            logits = forward_at(model, enc.input_ids, att, at, position_ids=pos)  # [batch, k, vocab]
+        for row, i in enumerate(idx):
+            n = int(counts[row])
+            if n == 0:
                 continue
-            lg = logits[row, where - 1].float()  # the positions that predict the targets
-            tok = enc.input_ids[row, where]
+            lg = logits[row, :n].float()
+            tok = enc.input_ids[row].gather(0, at[row, :n] + 1)
             nll = torch.logsumexp(lg, dim=-1) - lg.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
             total[i] = nll.double().sum().cpu()
-            count[i] = where.numel()
+            count[i] = n
     if reduction == "sum":
         return total
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))

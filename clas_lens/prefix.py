@@ -2,18 +2,30 @@
 
 A sweep evaluates many steering conditions on the same token batches. When every installed hook
 sits in block ``k`` or later, blocks ``0..k-1`` compute the same residual stream for every
-condition. :func:`reuse_prefix` opens a scope in which :func:`forward_at` (the forward used by
-option scoring and the language-modelling task) stores the residual entering block ``k`` the
-first time it sees a batch, and on later calls with the same tokens *replays* it: blocks
-``0..k-2`` return their input unchanged and block ``k-1`` returns the stored residual, so only
-blocks ``k..n-1`` run, with the architecture's own masks, positions and rotary embeddings
-(GPT-2, Llama, Gemma-3 sliding/global layers alike: the Hugging Face forward builds them as
-usual). The unembedding runs only at the positions asked for (``logits_to_keep``).
+condition. :func:`reuse_prefix` opens a scope in which the forwards of option scoring and the
+language-modelling task store the residual entering block ``k`` the first time they see a batch
+(one ordinary forward, the output of block ``k-1`` recorded on the way), and on later calls with
+the same tokens *replay* it: blocks ``0..k-2`` return their input unchanged and block ``k-1``
+returns the stored residual, so only blocks ``k..n-1`` run, with the architecture's own masks,
+positions and rotary embeddings (GPT-2, Llama, Gemma-3 sliding/global layers alike: the Hugging
+Face forward builds them as usual).
+
+Two entry points:
+
+* :func:`forward_at`: one forward, logits only at the positions asked for (``logits_to_keep``).
+* :func:`reuse_steps`: a unit of consecutive forwards stored and replayed together, e.g. the
+  prompts, then the options on the prompts' KV cache (:mod:`clas_lens.scoring`). A replayed
+  block writes a placeholder of the right length into the KV cache it is handed, so that the
+  cache lengths, masks and positions of the next forward stay right; the placeholder is never
+  attended to (the blocks that would read it are replayed too).
 
 The replay is exact (the stored tensor *is* block ``k-1``'s output on these tokens), and it is
-used only when it is safe: no TransformerLens hook is active on any block before ``k`` or on the embedding
-(checked on every call, so a user's own hook on an early layer falls back to the full path), the
-forward is not using a KV cache, and the tokens and mask equal the stored ones.
+used only when it is safe: no TransformerLens hook is active on any block before ``k`` or on the
+embedding (checked on every call, so a user's own hook on an early layer falls back to the full
+path), gradients are off (a replayed prefix has none), and the tokens, mask and positions equal
+the stored ones. Stored prefixes live on the model's device; once ``max_bytes`` are held, new
+ones are not stored (a sweep visits the same batches in a cycle: keeping the first ones still
+gives hits, where evicting the oldest would make every access miss).
 
 >>> import torch
 >>> from clas_lens.testing import tiny_model
@@ -21,10 +33,11 @@ forward is not using a KV cache, and the tokens and mask equal the stored ones.
 >>> model = tiny_model("llama")
 >>> enc = encode(model, ["one two three", "four"], padding_side="left")
 >>> pos = torch.tensor([[2, 3], [2, 3]])
->>> full = forward_at(model, enc.input_ids, enc.attention_mask, pos)
->>> with reuse_prefix(model, start=1) as memo:
-...     a = forward_at(model, enc.input_ids, enc.attention_mask, pos)   # stores the prefix
-...     b = forward_at(model, enc.input_ids, enc.attention_mask, pos)   # replays it
+>>> with torch.no_grad():
+...     full = forward_at(model, enc.input_ids, enc.attention_mask, pos)
+...     with reuse_prefix(model, start=1) as memo:
+...         a = forward_at(model, enc.input_ids, enc.attention_mask, pos)   # stores the prefix
+...         b = forward_at(model, enc.input_ids, enc.attention_mask, pos)   # replays it
 >>> memo.hits, bool(torch.allclose(full, b, atol=1e-6)), tuple(b.shape[:2])
 (1, True, (2, 2))
 """
@@ -33,8 +46,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import torch
 from jaxtyping import Float, Int
@@ -42,8 +54,11 @@ from torch import Tensor
 
 from clas_lens.errors import DataValidationError
 
-#: Hook names before the first block (any active hook here disables reuse).
-_EMBED_PREFIXES = ("hook_embed", "hook_pos_embed", "hook_tokens", "embed", "pos_embed")
+__all__ = [
+    "PrefixMemo", "reuse_prefix", "active_prefix", "forward_at", "reuse_steps",
+    "first_hooked_layer", "first_layer_of", "best_start", "decoder_layers",
+]
+
 #: Hook names after the last block.
 _OUTPUT_PREFIXES = ("ln_final", "unembed", "hook_unembed", "final_norm")
 
@@ -63,7 +78,9 @@ def decoder_layers(model) -> Any:
     return layers
 
 
-def _hook_layer(name: str, n_layers: int) -> int:
+def _hook_layer(name: Any, n_layers: int) -> int:
+    if not isinstance(name, str):
+        return 0  # a name filter: it may match anything
     if name.startswith("blocks."):
         try:
             return int(name.split(".")[1])
@@ -72,6 +89,18 @@ def _hook_layer(name: str, n_layers: int) -> int:
     if name.startswith(_OUTPUT_PREFIXES):
         return n_layers
     return 0  # the embedding stage, or a hook point we do not know: be safe
+
+
+def first_layer_of(hook_names: Iterable[str], n_layers: int) -> int:
+    """The first block a list of TransformerLens hook names touches (``n_layers`` for none;
+    ``0`` for the embedding or a name it does not know).
+
+    >>> first_layer_of(["blocks.3.mlp.hook_post", "blocks.5.hook_resid_post"], 6), first_layer_of([], 6)
+    (3, 6)
+    >>> first_layer_of(["hook_embed", "ln_final.hook_normalized"], 6)
+    0
+    """
+    return min((_hook_layer(n, n_layers) for n in hook_names), default=n_layers)
 
 
 def first_hooked_layer(model) -> int:
@@ -87,17 +116,42 @@ def first_hooked_layer(model) -> int:
     >>> first_hooked_layer(m)
     2
     """
-    n = model.cfg.n_layers
-    first = n
-    for name, hp in model.hook_dict.items():
-        if hp.fwd_hooks or hp._forward_hooks or hp._forward_pre_hooks:
-            first = min(first, _hook_layer(name, n))
-    return first
+    names = [
+        name for name, hp in model.hook_dict.items() if hp.fwd_hooks or hp._forward_hooks or hp._forward_pre_hooks
+    ]
+    return first_layer_of(names, model.cfg.n_layers)
 
 
-def _key(input_ids: Tensor, attention_mask: Tensor | None) -> str:
-    h = hashlib.sha256()
-    for t in (input_ids, attention_mask):
+def best_start(first_layers: Iterable[int], n_layers: int) -> int:
+    """The ``start`` of :func:`reuse_prefix` that runs the fewest blocks for a group of
+    conditions, given the first block each one edits (``n_layers`` for the unsteered one).
+
+    A condition that edits block ``f >= start`` runs ``n_layers - start`` blocks (after the
+    prefix is computed once); one with ``f < start`` falls back to all ``n_layers``. With
+    conditions that all edit the same layers this is their first edited block; ``0`` (no
+    reuse) when nothing can be saved.
+
+    >>> best_start([18, 14, 14], 18)          # unsteered + two last:4 conditions
+    14
+    >>> best_start([18, 14, 14, 0], 18)       # one "all" condition falls back
+    14
+    >>> best_start([18, 0, 0], 18), best_start([18], 18)
+    (0, 0)
+    """
+    firsts = [min(max(int(f), 0), n_layers) for f in first_layers]
+    if len(firsts) < 2:
+        return 0
+    best, best_cost = 0, n_layers * len(firsts)
+    for k in sorted({min(f, n_layers - 1) for f in firsts if f > 0}):
+        cost = k + sum(n_layers - k if f >= k else n_layers for f in firsts)
+        if cost < best_cost:
+            best, best_cost = k, cost
+    return best
+
+
+def _key(tag: str, *parts: Tensor | None) -> str:
+    h = hashlib.sha256(tag.encode())
+    for t in parts:
         if t is None:
             h.update(b"none")
             continue
@@ -109,8 +163,9 @@ def _key(input_ids: Tensor, attention_mask: Tensor | None) -> str:
 
 @dataclasses.dataclass
 class PrefixMemo:
-    """Residuals entering block ``start``, keyed by (tokens, mask); least recently used dropped
-    past ``max_bytes``. ``hits`` / ``misses`` / ``fallbacks`` count what :func:`forward_at` did."""
+    """Residuals entering block ``start``, keyed by the tokens (and mask, positions) they were
+    computed on. ``hits`` / ``misses`` / ``fallbacks`` count what the forwards did (a unit of
+    :func:`reuse_steps` counts once); ``dropped``: prefixes not stored for want of room."""
 
     model: Any = dataclasses.field(repr=False)
     start: int
@@ -118,27 +173,26 @@ class PrefixMemo:
     hits: int = 0
     misses: int = 0
     fallbacks: int = 0
-    _store: "OrderedDict[str, Tensor]" = dataclasses.field(default_factory=OrderedDict, repr=False)
+    dropped: int = 0
+    nbytes: int = 0
+    _store: dict = dataclasses.field(default_factory=dict, repr=False)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._store.values())
+    def get(self, key: str) -> tuple[Tensor, ...] | None:
+        return self._store.get(key)
 
-    def get(self, key: str) -> Tensor | None:
-        t = self._store.get(key)
-        if t is not None:
-            self._store.move_to_end(key)
-        return t
-
-    def put(self, key: str, resid: Tensor) -> None:
-        self._store[key] = resid
-        while len(self._store) > 1 and self.nbytes > self.max_bytes:
-            self._store.popitem(last=False)
+    def put(self, key: str, resids: tuple[Tensor, ...]) -> None:
+        size = sum(t.numel() * t.element_size() for t in resids)
+        if self.nbytes + size > self.max_bytes:
+            self.dropped += 1
+            return
+        self._store[key] = resids
+        self.nbytes += size
 
 
 @contextlib.contextmanager
 def reuse_prefix(model, start: int, *, max_bytes: int = 1 << 30) -> Iterator[PrefixMemo]:
-    """A scope in which :func:`forward_at` reuses blocks ``0..start-1`` across calls.
+    """A scope in which :func:`forward_at` and :func:`reuse_steps` reuse blocks ``0..start-1``
+    across calls.
 
     ``start`` is the first block any condition in the scope edits (``0`` disables reuse).
     Inside the scope, a call whose active hooks touch an earlier block runs the full model.
@@ -162,47 +216,70 @@ def active_prefix(model) -> PrefixMemo | None:
     return getattr(model, "_clas_lens_prefix", None)
 
 
-class _Stop(Exception):
-    pass
+def _usable(model) -> PrefixMemo | None:
+    """The active memo when a replay is safe now (else None; an unsafe call counts a fallback)."""
+    memo = active_prefix(model)
+    if memo is None or memo.start == 0:
+        return None
+    if torch.is_grad_enabled() or first_hooked_layer(model) < memo.start:
+        memo.fallbacks += 1
+        return None
+    return memo
 
 
-def _capture(model, layers, input_ids, attention_mask, start: int) -> Tensor:
-    """Run blocks 0..start-1 only and return block start-1's output."""
-    box: dict[str, Tensor] = {}
+@contextlib.contextmanager
+def _record(layers, start: int, box: list[Tensor]) -> Iterator[None]:
+    """Append block ``start-1``'s output (a copy) to ``box`` during the forward."""
 
     def keep(mod, args, out):
-        box["out"] = out
+        if not isinstance(out, Tensor):
+            raise DataValidationError(
+                f"Prefix reuse expected decoder layers that return a tensor; {type(mod).__name__} returned "
+                f"{type(out).__name__}. Run without reuse_prefix()."
+            )
+        box.append(out.detach().clone())
 
-    def stop(mod, args, kwargs):
-        raise _Stop
-
-    handles = [layers[start - 1].register_forward_hook(keep), layers[start].register_forward_pre_hook(stop, with_kwargs=True)]
+    handle = layers[start - 1].register_forward_hook(keep)
     try:
-        model(input_ids, attention_mask=attention_mask)
-    except _Stop:
-        pass
+        yield
     finally:
-        for h in handles:
-            h.remove()
-    out = box["out"]
-    if not isinstance(out, Tensor):
-        raise DataValidationError(
-            f"Prefix reuse expected decoder layers that return a tensor; {type(layers[0]).__name__} returned "
-            f"{type(out).__name__}. Run without reuse_prefix()."
-        )
-    return out
+        handle.remove()
+
+
+def _find_cache(args: tuple, kwargs: dict) -> Any:
+    from transformers.cache_utils import Cache, EncoderDecoderCache
+
+    for x in list(args) + list(kwargs.values()):
+        if isinstance(x, EncoderDecoderCache):
+            return x.self_attention_cache
+        if isinstance(x, Cache):
+            return x
+    return None
 
 
 @contextlib.contextmanager
 def _replay(layers, start: int, resid: Tensor) -> Iterator[None]:
-    def passthrough(hidden_states, *args, **kwargs):
-        return hidden_states
+    """Blocks ``0..start-2`` return their input, block ``start-1`` returns ``resid``; each writes a
+    placeholder of the right length into the KV cache it is handed (never attended to)."""
 
-    def stored(*args, **kwargs):
-        return resid
+    def skipped(i: int) -> Callable:
+        def forward(*args, **kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if hidden.shape[:2] != resid.shape[:2]:
+                raise DataValidationError(
+                    f"Prefix replay: the stored residual has shape {tuple(resid.shape)} but block {i} got "
+                    f"{tuple(hidden.shape)}; the forwards of a reuse_steps unit must repeat in the same order."
+                )
+            cache = _find_cache(args[1:], kwargs)
+            if cache is not None:
+                z = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[1], 1)
+                cache.update(z, z, i)
+            return resid.clone() if i == start - 1 else hidden
+
+        return forward
 
     for i in range(start):
-        layers[i].__dict__["forward"] = stored if i == start - 1 else passthrough
+        layers[i].__dict__["forward"] = skipped(i)
     try:
         yield
     finally:
@@ -215,33 +292,73 @@ def forward_at(
     input_ids: Int[Tensor, "batch pos"],
     attention_mask: Int[Tensor, "batch pos"] | None,
     positions: Int[Tensor, "batch k"] | None = None,
+    *,
+    position_ids: Int[Tensor, "batch pos"] | None = None,
 ) -> Float[Tensor, "batch k vocab"]:
     """Logits at ``positions`` (per row; all positions when None) of one forward pass.
 
-    Inside :func:`reuse_prefix` the blocks before the scope's ``start`` are computed once per
-    token batch and replayed on later calls; the result equals the full forward's logits at
-    those positions. The unembedding runs only at ``positions``.
+    ``position_ids`` default to what the bridge derives from the mask. Inside
+    :func:`reuse_prefix` the blocks before the scope's ``start`` are computed once per token
+    batch and replayed on later calls; the result equals the full forward's logits at those
+    positions. The unembedding runs only at ``positions``.
     """
     kwargs: dict[str, Any] = {"attention_mask": attention_mask}
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
     if positions is not None:
         positions = positions.to(input_ids.device)
         if positions.ndim != 2 or positions.shape[0] != input_ids.shape[0]:
             raise DataValidationError(f"positions must be [batch, k] integer indices; got shape {tuple(positions.shape)}.")
         kwargs["logits_to_keep"] = positions
-    memo = active_prefix(model)
-    if memo is None or memo.start == 0:
-        return model(input_ids, **kwargs)
-    if first_hooked_layer(model) < memo.start:
-        memo.fallbacks += 1
-        return model(input_ids, **kwargs)
+    with reuse_steps(model, input_ids, attention_mask, position_ids) as step:
+        with step():
+            return model(input_ids, **kwargs)
+
+
+@contextlib.contextmanager
+def reuse_steps(model, *key_parts: Tensor | None) -> Iterator[Callable[[], ContextManager[None]]]:
+    """A unit of consecutive forwards whose prefixes are stored and replayed together.
+
+    ``key_parts``: every tensor the forwards' prefixes depend on (tokens, masks, positions of
+    all of them). Yields ``step``; run each forward of the unit as ``with step(): model(...)``,
+    in the same order every time. Outside a :func:`reuse_prefix` scope (or when a replay is not
+    safe) ``step()`` does nothing and the forwards run in full.
+
+    >>> import torch
+    >>> from clas_lens.testing import tiny_model
+    >>> model = tiny_model("gpt2")
+    >>> ids = torch.tensor([[1, 5, 6, 7]])
+    >>> with torch.no_grad(), reuse_prefix(model, start=1) as memo:
+    ...     for _ in range(3):
+    ...         with reuse_steps(model, ids) as step:
+    ...             with step():
+    ...                 logits, cache = model(ids, use_cache=True, return_type="logits_and_cache")
+    ...             with step():
+    ...                 nxt = model(ids[:, :1], past_key_values=cache, use_cache=True)
+    >>> memo.misses, memo.hits
+    (1, 2)
+    """
+    memo = _usable(model)
+    if memo is None:
+        yield contextlib.nullcontext
+        return
     layers = decoder_layers(model)
-    key = _key(input_ids, attention_mask)
-    resid = memo.get(key)
-    if resid is None:
-        memo.misses += 1
-        resid = _capture(model, layers, input_ids, attention_mask, memo.start)
-        memo.put(key, resid)
-    else:
+    key = _key(f"steps@{memo.start}", *key_parts)
+    stored = memo.get(key)
+    if stored is not None:
         memo.hits += 1
-    with _replay(layers, memo.start, resid):
-        return model(input_ids, **kwargs)
+        it = iter(stored)
+
+        def replay_step() -> ContextManager[None]:
+            resid = next(it, None)
+            if resid is None:
+                raise DataValidationError("reuse_steps: more forwards than when the prefix was stored.")
+            return _replay(layers, memo.start, resid)
+
+        yield replay_step
+        return
+    memo.misses += 1
+    box: list[Tensor] = []
+    yield lambda: _record(layers, memo.start, box)
+    if box:
+        memo.put(key, tuple(box))

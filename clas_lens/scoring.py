@@ -11,11 +11,14 @@ to the first differing token and a warning says so.
 
 The prompt is computed once per item: a first pass runs the prompts (left padded) and keeps
 their KV cache and last-position logits; a second pass runs every option on top of its prompt's
-cache (right padded). Only option positions are unembedded, which matters for models with large
-vocabularies (Gemma: 262k). The result equals scoring each ``prompt + option`` sequence on its
-own (tested). Steering hooks see the prompt pass and the option pass as two forwards, as in
-cached generation: ``positions="last"`` steers the prompt's last token (the one that predicts
-the option) and each option's last token. Gradients flow when grad is enabled (attribution).
+cache (right padded). Only the positions that predict an option token are unembedded, which
+matters for models with large vocabularies (Gemma: 262k); when every option is a single token
+the second pass is not needed and does not run. The result equals scoring each ``prompt +
+option`` sequence on its own (tested). Steering hooks see the prompt pass and the option pass as
+two forwards, as in cached generation: ``positions="last"`` steers the prompt's last token (the
+one that predicts the option) and each option's last token. Gradients flow when grad is enabled
+(attribution). Inside :func:`clas_lens.prefix.reuse_prefix` (a sweep) the blocks before the
+first edited layer run once per batch for every steering condition (:mod:`clas_lens.prefix`).
 
 ``length_norm`` ("none", "tokens", "chars") divides an option's summed log-probability by its
 scored token count or its character count (:func:`length_normalise`); the default, "none",
@@ -39,6 +42,7 @@ from torch import Tensor
 
 from clas_lens.data.tasks.options import LENGTH_NORMS
 from clas_lens.errors import DataValidationError
+from clas_lens.prefix import reuse_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +101,12 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
 
     Pass 1 runs each item's shared prefix (left padded) and keeps its KV cache and the logits
     of its last position; pass 2 runs every option's continuation (right padded) on top of its
-    item's cached prefix. Equal to scoring ``prompt + option`` sequences one by one (tested),
-    with each prompt computed once instead of once per option.
+    item's cached prefix, unembedding only the positions that predict a next option token (no
+    pass 2 at all when every continuation is one token long). Equal to scoring ``prompt +
+    option`` sequences one by one (tested), with each prompt computed once instead of once per
+    option. Inside :func:`clas_lens.prefix.reuse_prefix` both passes form one
+    :func:`~clas_lens.prefix.reuse_steps` unit: the blocks before the scope's first edited
+    layer run once per batch of items, whatever the steering.
     """
     dev = next(model.parameters()).device
     pad = model.tokenizer.pad_token_id or 0
@@ -110,11 +118,6 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
         p_ids[i, p_width - len(it.prefix):] = torch.tensor(it.prefix, device=dev)
         p_mask[i, p_width - len(it.prefix):] = 1
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-    first_logits, cache = model(
-        p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True,
-        return_type="logits_and_cache", logits_to_keep=1,
-    )
-    first_lp = torch.log_softmax(first_logits[:, -1, :].float(), dim=-1)  # [item, vocab]
     owner = [i for i, it in enumerate(items) for _ in it.conts]
     conts = [c for it in items for c in it.conts]
     n_scored = [n for it in items for n in it.n_scored]
@@ -126,17 +129,30 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
         c_ids[r, : len(c)] = torch.tensor(c, device=dev)
         c_mask[r, : len(c)] = 1
     owner_t = torch.tensor(owner, device=dev)
-    cache.batch_select_indices(owner_t)
-    mask = torch.cat([p_mask[owner_t], c_mask], dim=1)
-    c_pos = p_mask.sum(-1)[owner_t].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
-    logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True)
-    lp = torch.log_softmax(logits.float(), dim=-1)  # [row, c_width, vocab]
-    # token k of a continuation is predicted by the prefix's last position (k = 0) or by
-    # continuation position k - 1.
-    tok_lp = torch.empty((rows, c_width), dtype=lp.dtype, device=dev)
-    tok_lp[:, 0] = first_lp[owner_t].gather(-1, c_ids[:, :1]).squeeze(-1)
-    if c_width > 1:
-        tok_lp[:, 1:] = lp[:, :-1, :].gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    tok_lp = torch.empty((rows, c_width), dtype=torch.float32, device=dev)
+    with reuse_steps(model, p_ids, p_mask, c_ids, c_mask, owner_t) as step:
+        with step():
+            if c_width > 1:
+                first_logits, cache = model(
+                    p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True,
+                    return_type="logits_and_cache", logits_to_keep=1,
+                )
+            else:  # no option token is predicted by another option token: no pass 2, no cache
+                first_logits = model(p_ids, attention_mask=p_mask, position_ids=p_pos, logits_to_keep=1)
+        first_lp = torch.log_softmax(first_logits[:, -1, :].float(), dim=-1)  # [item, vocab]
+        # token k of a continuation is predicted by the prefix's last position (k = 0) or by
+        # continuation position k - 1.
+        tok_lp[:, 0] = first_lp[owner_t].gather(-1, c_ids[:, :1]).squeeze(-1)
+        if c_width > 1:
+            cache.batch_select_indices(owner_t)
+            mask = torch.cat([p_mask[owner_t], c_mask], dim=1)
+            c_pos = p_mask.sum(-1)[owner_t].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
+            keep = torch.arange(c_width - 1, device=dev)  # the last position predicts nothing
+            with step():
+                logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
+                               logits_to_keep=keep)
+            lp = torch.log_softmax(logits.float(), dim=-1)  # [row, c_width - 1, vocab]
+            tok_lp[:, 1:] = lp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     lengths = c_mask.sum(-1)
     k = torch.arange(c_width, device=dev).unsqueeze(0)
     n_sc = torch.tensor(n_scored, device=dev).unsqueeze(1)

@@ -3,9 +3,17 @@
 Cells are independent of each other: each is one :func:`clas_lens.evaluation.predict` under the cell's
 interventions, written as one line when finished. Paired differences against the
 (task, language)'s unsteered cell are computed when loading, on the same items.
+
+The cells of one (task, language) run one after the other on the same token batches, inside
+:func:`clas_lens.prefix.reuse_prefix`: the blocks before the first layer the group's conditions
+edit (:func:`clas_lens.prefix.best_start`) run once per batch, by the first cell, and are
+replayed for the others (same results; a condition that edits an earlier block runs in full).
+Conditions are not batched together: the steering hooks act on a whole forward, so two
+conditions cannot share one.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -19,6 +27,7 @@ from clas_lens.data.tasks import load_task
 from clas_lens.errors import DataValidationError
 from clas_lens.evaluation import paired_row, predict
 from clas_lens.io import append_jsonl, read_json
+from clas_lens.prefix import best_start, first_layer_of, reuse_prefix
 from clas_lens.steering import steer
 from clas_lens.sweep.grid import SweepCell, SweepGrid, format_param
 from clas_lens.sweep.methods import SweepInputs, build_interventions
@@ -86,6 +95,7 @@ def run_sweep(
     tasks: Mapping[str, Any] | None = None,
     shard: str | None = None,
     progress: bool | None = None,
+    reuse: bool = True,
 ) -> pd.DataFrame:
     """Run every unfinished cell of ``grid`` and return :func:`load_sweep`'s table.
 
@@ -106,6 +116,8 @@ def run_sweep(
         shard: write to ``cells.<shard>.jsonl`` (one file per process when several processes
             share ``run_dir``); finished cells of every shard are skipped.
         progress: tqdm bar of cells done (default: on unless there are fewer than 4 cells).
+        reuse: replay the unsteered blocks across the cells of a (task, language)
+            (:mod:`clas_lens.prefix`); False runs every cell in full (same results, slower).
 
     Raises:
         MismatchError: ``run_dir/sweep`` holds a sweep of another grid, model or input.
@@ -135,23 +147,26 @@ def run_sweep(
     todo = [c for c in selected if c.key not in done]
     task_objs = load_tasks(grid, todo, tasks)
     # Build every intervention (and its hooks) first: errors come before any forward pass.
-    plans = []
+    n_layers = int(model.cfg.n_layers)
+    groups: dict[tuple[str, str], list] = {}
     for c in todo:
         ivs = build_interventions(c, grid, inputs)
-        for iv in ivs:
-            iv.hooks(model)
+        names = [name for iv in ivs for name, _ in iv.hooks(model)]
         task_objs[c.task].items(c.lang)
-        plans.append((c, ivs))
+        groups.setdefault((c.task, c.lang), []).append((c, ivs, first_layer_of(names, n_layers)))
 
     show = progress if progress is not None else len(selected) >= 4
     with tqdm(total=len(selected), initial=len(selected) - len(todo), desc="sweep cells", unit="cell", disable=not show) as bar:
-        for cell, ivs in plans:
-            task = task_objs[cell.task]
-            t0 = time.perf_counter()
-            with steer(model, *ivs):
-                preds = predict(model, task, cell.lang, limit=grid.limit, batch_size=grid.batch_size)
-            append_jsonl(cells_path, cell_record(cell, task.metrics, preds, grid, time.perf_counter() - t0))
-            bar.update(1)
+        for members in groups.values():
+            start = best_start([f for _, _, f in members], n_layers) if reuse else 0
+            with reuse_prefix(model, start) if start > 0 else contextlib.nullcontext():
+                for cell, ivs, _ in members:
+                    task = task_objs[cell.task]
+                    t0 = time.perf_counter()
+                    with steer(model, *ivs):
+                        preds = predict(model, task, cell.lang, limit=grid.limit, batch_size=grid.batch_size)
+                    append_jsonl(cells_path, cell_record(cell, task.metrics, preds, grid, time.perf_counter() - t0))
+                    bar.update(1)
     return load_sweep(run_dir)
 
 

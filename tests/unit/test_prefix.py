@@ -1,5 +1,6 @@
 """Prefix reuse (clas_lens/prefix.py): logits equal the full forward for every intervention type
-on the three tiny architectures, left and right padding; early hooks fall back to the full path."""
+on the three tiny architectures, left and right padding; early hooks fall back to the full path;
+the KV-cached option scoring and the lm NLL replay the prefix and give the same numbers."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,9 @@ import torch
 
 from clas_lens.batching import encode
 from clas_lens.errors import DataValidationError
-from clas_lens.prefix import first_hooked_layer, forward_at, reuse_prefix
+from clas_lens.lm_nll import sentence_nll
+from clas_lens.prefix import best_start, first_hooked_layer, first_layer_of, forward_at, reuse_prefix, reuse_steps
+from clas_lens.scoring import option_logprobs, score_choices
 from clas_lens.sites import neuron_sites
 from clas_lens.steering import AddNeurons, ClasSteering, Deactivate, DiffMeanSteering, SetNeurons, residual_means, steer
 
@@ -101,3 +104,96 @@ def test_scope_restores_blocks_and_validates(tiny_gpt2):
             forward_at(tiny_gpt2, enc.input_ids, enc.attention_mask)
         after = forward_at(tiny_gpt2, enc.input_ids, enc.attention_mask)
     assert torch.equal(before, after)  # no replay left behind
+
+
+ITEMS = [
+    ("Monday, Tuesday, Wednesday,", [" Thursday", " Mon", " 1 2 3 4 5", " Привет мир"]),
+    ("Der Hund", [" schläft", " läuft"]),
+    ("你好", ["世界"]),
+    ("one two", [" three"]),
+]
+
+
+@pytest.mark.parametrize("kind", ["clas", "deactivate", "diffmean"])
+def test_cached_option_scoring_replays_the_prefix(tiny, kind):
+    """Prompt pass + option pass on its KV cache, as one reuse_steps unit: the replayed blocks
+    leave placeholders of the right length in the cache (GPT-2, Llama, Gemma-3 sliding layers)."""
+    layer = tiny.cfg.n_layers - 1
+    iv = _interventions(tiny, layer)[kind]
+    with steer(tiny, iv):
+        full = score_choices(tiny, ITEMS, batch_size=5)
+    with reuse_prefix(tiny, start=layer) as memo:
+        score_choices(tiny, ITEMS, batch_size=5)  # unsteered: stores
+        with steer(tiny, iv):
+            fast = score_choices(tiny, ITEMS, batch_size=5)
+    assert memo.misses == 2 and memo.hits == 2 and memo.fallbacks == 0  # two batches
+    for a, b in zip(full, fast):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_one_token_options_need_no_second_pass(tiny_llama):
+    items = [("the cat", [" on"]), ("the", [" mat", " on"]), ("Der Hund", [" im"])]
+    toks = [[len(tiny_llama.tokenizer(p + o)["input_ids"]) - len(tiny_llama.tokenizer(p)["input_ids"]) for o in opts]
+            for p, opts in items]
+    assert all(n == 1 for row in toks for n in row)
+    calls = []
+    handle = tiny_llama.register_forward_pre_hook(lambda mod, args: calls.append(1))
+    try:
+        got = score_choices(tiny_llama, items)
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # the prompts only
+    for (p, opts), g in zip(items, got):
+        with torch.no_grad():
+            ref = option_logprobs(tiny_llama, p, opts, share_prefix=False)
+        torch.testing.assert_close(g, ref, atol=1e-5, rtol=0)
+
+
+def test_lm_nll_replays_the_prefix(tiny):
+    texts = TEXTS + ["a much longer text than the others, to pad the batch"]
+    iv = _interventions(tiny, tiny.cfg.n_layers - 1)["set"]
+    with steer(tiny, iv):
+        full = sentence_nll(tiny, texts, batch_size=3, padding_side="left")
+    with reuse_prefix(tiny, start=tiny.cfg.n_layers - 1) as memo:
+        sentence_nll(tiny, texts, batch_size=3, padding_side="left")
+        with steer(tiny, iv):
+            fast = sentence_nll(tiny, texts, batch_size=3, padding_side="left")
+    assert memo.hits == 2 and memo.misses == 2
+    torch.testing.assert_close(full, fast, atol=1e-5, rtol=0)
+
+
+def test_no_replay_with_grad_or_over_budget(tiny_gpt2):
+    enc = encode(tiny_gpt2, TEXTS, padding_side="right")
+    with reuse_prefix(tiny_gpt2, start=1) as memo:
+        forward_at(tiny_gpt2, enc.input_ids, enc.attention_mask)  # grad enabled: no replay
+    assert memo.fallbacks == 1 and memo.misses == 0
+    with torch.no_grad(), reuse_prefix(tiny_gpt2, start=1, max_bytes=1) as memo:
+        a = forward_at(tiny_gpt2, enc.input_ids, enc.attention_mask)
+        b = forward_at(tiny_gpt2, enc.input_ids, enc.attention_mask)
+    assert memo.misses == 2 and memo.hits == 0 and memo.dropped == 2 and memo.nbytes == 0
+    assert torch.equal(a, b)
+
+
+def test_steps_must_repeat_in_order(tiny_llama):
+    enc = encode(tiny_llama, TEXTS, padding_side="right")
+    with torch.no_grad(), reuse_prefix(tiny_llama, start=1):
+        for _ in range(2):
+            with reuse_steps(tiny_llama, enc.input_ids) as step:
+                with step():
+                    tiny_llama(enc.input_ids, attention_mask=enc.attention_mask)
+        with pytest.raises(DataValidationError, match="more forwards"):
+            with reuse_steps(tiny_llama, enc.input_ids) as step:
+                with step():
+                    tiny_llama(enc.input_ids, attention_mask=enc.attention_mask)
+                step()
+
+
+def test_first_layer_and_best_start():
+    assert first_layer_of(["blocks.7.hook_resid_post", "blocks.12.mlp.hook_post"], 18) == 7
+    assert first_layer_of([lambda name: True], 18) == 0  # a name filter may match anything
+    assert first_layer_of(["ln_final.hook_normalized"], 18) == 18
+    assert best_start([18, 14, 14, 14], 18) == 14
+    assert best_start([18, 14, 16], 18) == 14
+    assert best_start([18, 2, 14, 14, 14], 18) == 14  # the early condition runs in full
+    assert best_start([18, 17], 18) == 17
+    assert best_start([18, 0], 18) == 0 and best_start([], 18) == 0

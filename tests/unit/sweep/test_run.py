@@ -236,3 +236,64 @@ def test_kill_9_mid_sweep_loses_at_most_one_cell(tiny_llama, tmp_path):
     assert len(keys) == n_cells and len(set(keys)) == n_cells
     assert sorted(keys) == sorted(c.key for c in grid.cells())
     assert len(df) == n_cells and df["key"].is_unique
+
+
+def _sweep_table(model, run_dir, grid, inputs, *, reuse):
+    df = run_sweep(model, run_dir, grid, progress=False, reuse=reuse, **inputs)
+    items = {r["key"]: r["items"] for p in (Path(run_dir) / "sweep").glob("cells*.jsonl") for r in read_jsonl(p)}
+    return df.sort_values(["key", "metric"]).reset_index(drop=True), items
+
+
+def test_prefix_reuse_gives_the_same_sweep(tiny, tmp_path, monkeypatch):
+    """Every method on real tasks (choice, with calibration / length normalisation; language
+    modelling): the same per-item values and scores within 1e-5 with and without prefix reuse.
+    (Generation runs in full either way; the tiny models' context is too short for qa.)"""
+    import contextlib
+
+    import torch
+
+    import clas_lens.sweep.run as run_mod
+    from clas_lens.data.tasks import load_task
+    from clas_lens.stats import collect_stats, residual_means
+
+    from _steering_toys import TEXTS
+
+    texts = {l: TEXTS[l] for l in ("en", "de")}
+    inputs = dict(
+        neurons=FakeNeurons(neuron_sites(tiny).shape, langs=["en", "de"]), stats=collect_stats(tiny, texts, site="act"),
+        residual_means=residual_means(tiny, texts, layers="last:1"),
+        tasks={
+            "cloze": load_task("cloze", langs=["en", "de"], calibrate=True),
+            "completion": load_task("completion", langs=["en", "de"], length_norm="tokens"),
+            "lm": load_task("lm", langs=["en", "de"]),
+        },
+    )
+    grid = SweepGrid(langs=["de"], tasks=list(inputs["tasks"]), methods=list(METHODS), betas=[1.0], gammas=[1.0],
+                     mu_values=["mean"], strengths=[8.0], layers=["last:1"], limit=3, n_boot=20, batch_size=8)
+    memos = []
+    real = run_mod.reuse_prefix
+
+    @contextlib.contextmanager
+    def spy(model, start, **kw):
+        with real(model, start, **kw) as memo:
+            yield memo
+        memos.append(memo)
+
+    monkeypatch.setattr(run_mod, "reuse_prefix", spy)
+    fast, fast_items = _sweep_table(tiny, tmp_path / "fast", grid, inputs, reuse=True)
+    n_conditions = 1 + len(METHODS)
+    assert len(memos) == 6  # one scope per (task, lang), starting at the edited (last) block
+    assert all(m.start == tiny.cfg.n_layers - 1 and m.fallbacks == 0 for m in memos)
+    assert all(m.hits == (n_conditions - 1) * m.misses > 0 for m in memos)  # the first cell stores, the rest replay
+    full, full_items = _sweep_table(tiny, tmp_path / "full", grid, inputs, reuse=False)
+    assert len(memos) == 6
+    assert list(fast["key"]) == list(full["key"]) and list(fast["metric"]) == list(full["metric"])
+    for col in ("value", "ci_low", "ci_high", "diff"):
+        a, b = (torch.tensor(df[col].to_numpy()) for df in (fast, full))
+        assert torch.allclose(a, b, atol=1e-5, rtol=0, equal_nan=True), col
+    assert set(fast_items) == set(full_items)
+    for key, items in full_items.items():
+        assert items["item_id"] == fast_items[key]["item_id"]
+        for metric in set(items) - {"item_id"}:
+            a, b = torch.tensor(items[metric]), torch.tensor(fast_items[key][metric])
+            assert torch.allclose(a, b, atol=1e-5, rtol=0), (key, metric)
