@@ -81,6 +81,10 @@ class StatsSection:
 class NeuronsSection:
     method: str = "clas"
     params: dict[str, Any] = field(default_factory=dict)
+    stability_splits: int = 5  # random split halves of the stats sentences for split-half Jaccard (0: none)
+    control_method: str = "lape"  # neurons whose deactivation is the positive control
+    control_langs: list[str] = field(default_factory=list)  # languages of the positive control (empty: corpus.langs)
+    control_limit: int = 8  # held-out test sentences per language for the positive control (0: none)
 
 
 @dataclass(kw_only=True)
@@ -95,6 +99,7 @@ class SteeringSection:
     positions: str = "all"
     shared: str = "partial"
     suppress: str = "target"
+    random_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # random-neuron control (clas_random)
 
 
 @dataclass(kw_only=True)
@@ -111,6 +116,11 @@ class EvalSection:
     langs: dict[str, list[str]] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 32  # sequences per forward pass when scoring tasks
+    dev_limits: dict[str, int] = field(default_factory=dict)  # dev items per language for choosing settings (default: limits)
+    # TOST margins per metric: the anchor is "kept" only when its change is shown to lie within them
+    anchor_margins: dict[str, float] = field(
+        default_factory=lambda: {"neg_nll": 0.05, "margin": 0.25, "gold_logprob": 0.25, "accuracy": 0.05, "f1": 0.05}
+    )
 
 
 @dataclass(kw_only=True)
@@ -145,6 +155,8 @@ LATER_KEYS: tuple[str, ...] = (
     "steering.mu_values", "steering.strengths", "steering.positions", "steering.shared",
     "steering.suppress", "eval.confidence", "model.dtype", "model.device_map", "corpus.drop_incomplete",
     "eval.langs", "eval.options", "eval.batch_size", "clusters.batch_size",
+    "neurons.stability_splits", "neurons.control_method", "neurons.control_langs", "neurons.control_limit",
+    "steering.random_seeds", "eval.dev_limits", "eval.anchor_margins",
 )
 
 
@@ -155,13 +167,14 @@ def allowed_values() -> dict[str, tuple]:
     :func:`~clas_lens.languages.check_lang_code` knows passes (the corpus and each task then
     say which they have).
 
-    >>> allowed_values()["steering.methods"]
+    >>> allowed_values()["steering.methods"][:5]
     ('clas', 'int_mu', 'deactivate', 'lape_deactivate', 'diffmean')
     """
     return {
         "model.dtype": tuple(DTYPES),
         "stats.site": tuple(SITES),
         "neurons.method": tuple(neuron_methods()),
+        "neurons.control_method": tuple(neuron_methods()),
         "steering.methods": tuple(sweep_methods()),
         "steering.positions": tuple(POSITIONS),
         "steering.shared": tuple(SHARED_OPTIONS),
