@@ -25,7 +25,7 @@ from clas_lens.steering import SHARED_OPTIONS, SUPPRESS_OPTIONS
 from clas_lens.sweep.methods import method_names, sweep_method
 from clas_lens.vocab import DEFAULT_CONFIDENCE, DEFAULT_SITE, DEFAULT_STEER_LAYERS, POSITIONS, SITES, UNSTEERED
 
-__all__ = ["SweepCell", "SweepGrid", "PARAM_FIELDS", "format_param", "layer_option", "mu_value"]
+__all__ = ["SweepCell", "SweepGrid", "PARAM_FIELDS", "format_param", "layer_option", "mu_value", "param_value"]
 
 #: The grid field that lists the values of each cell parameter.
 PARAM_FIELDS: dict[str, str] = {
@@ -35,6 +35,7 @@ PARAM_FIELDS: dict[str, str] = {
     "layers": "layers",
     "value": "mu_values",
     "strength": "strengths",
+    "neuron_seed": "neuron_seeds",
 }
 
 
@@ -71,6 +72,26 @@ def mu_value(v: Any) -> str | float:
         return check_value_name(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise DataValidationError(f"Int-mu value {v!r}: use a value name ('mean', 'zero', 'median', 'pNN') or a number.")
+    return float(v)
+
+
+def param_value(name: str, v: Any) -> Any:
+    """One value of cell parameter ``name`` in its canonical form: strengths as floats, layer
+    options by :func:`layer_option`, Int-mu values by :func:`mu_value`, neuron seeds as ints.
+
+    >>> param_value("beta", 1), param_value("layers", "0,2"), param_value("neuron_seed", 3.0)
+    (1.0, (0, 2), 3)
+    """
+    if name == "layers":
+        return layer_option(v)
+    if name == "value":
+        return mu_value(v)
+    if name == "neuron_seed":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
+            raise DataValidationError(f"neuron seed {v!r}: use a whole number >= 0.")
+        return int(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise DataValidationError(f"{name} value {v!r}: use a number.")
     return float(v)
 
 
@@ -122,6 +143,11 @@ class SweepGrid:
         mu_values: Int-mu values: value names (``"mean"`` needs statistics, ``"median"`` /
             ``"pNN"`` need quantiles) or numbers.
         strengths: DiffMean strengths (residual-stream units).
+        neuron_seeds: seeds of the random neuron sets of the ``clas_random`` control
+            (:func:`clas_lens.neurons.random_like`), one cell per seed.
+        method_params: ``{method: {parameter: [values]}}``: values that replace the grid
+            field's for that method only, e.g. ``{"int_mu": {"layers": ["last:2"]}}`` when
+            each method runs at its own chosen setting.
         shared, suppress, positions, site: CLAS options (docs/methods.md, "The CLAS rule");
             ``specific=`` is the deprecated name of ``suppress``.
         task_options: ``{task name: load_task options}`` (templates, label words, data files).
@@ -145,6 +171,8 @@ class SweepGrid:
     layers: Sequence[Any] = (DEFAULT_STEER_LAYERS,)
     mu_values: Sequence[Any] = ("mean",)
     strengths: Sequence[float] = (1.0,)
+    neuron_seeds: Sequence[int] = (0,)
+    method_params: Mapping[str, Mapping[str, Sequence[Any]]] = dataclasses.field(default_factory=dict)
     anchor: str | None = "en"
     shared: str = "partial"
     suppress: str = "target"
@@ -181,6 +209,7 @@ class SweepGrid:
         self.strengths = tuple(float(s) for s in self.strengths)
         self.layers = tuple(layer_option(l) for l in self.layers)
         self.mu_values = tuple(mu_value(v) for v in self.mu_values)
+        self.neuron_seeds = tuple(param_value("neuron_seed", v) for v in self.neuron_seeds)
         self.confidence = float(self.confidence)
         self.task_options = {str(k): dict(v) for k, v in dict(self.task_options).items()}
         unknown = sorted(set(self.task_options) - set(self.tasks))
@@ -196,6 +225,7 @@ class SweepGrid:
         for name in PARAM_FIELDS.values():
             if not getattr(self, name):
                 raise DataValidationError(f"SweepGrid.{name} is empty: give at least one value.")
+        self.method_params = self._checked_method_params(self.method_params)
         for name, value, allowed in (
             ("shared", self.shared, SHARED_OPTIONS),
             ("suppress", self.suppress, SUPPRESS_OPTIONS),
@@ -208,6 +238,27 @@ class SweepGrid:
             raise DataValidationError(f"SweepGrid.confidence={self.confidence} must be in (0, 1), e.g. 0.95.")
         if self.limit is not None and int(self.limit) < 1:
             raise DataValidationError("SweepGrid.limit must be >= 1 or None.")
+
+    def _checked_method_params(self, given: Mapping) -> dict[str, dict[str, tuple]]:
+        out: dict[str, dict[str, tuple]] = {}
+        for method, params in dict(given).items():
+            if method not in self.methods:
+                raise DataValidationError(
+                    f"SweepGrid.method_params names method {method!r}, which is not in methods={list(self.methods)}."
+                )
+            declared = sweep_method(method).params
+            out[method] = {}
+            for name, values in dict(params).items():
+                if name not in declared:
+                    raise DataValidationError(
+                        f"SweepGrid.method_params[{method!r}] names parameter {name!r}; {method!r} has {list(declared)}."
+                    )
+                if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values:
+                    raise DataValidationError(
+                        f"SweepGrid.method_params[{method!r}][{name!r}] must be a non-empty list of values, got {values!r}."
+                    )
+                out[method][name] = tuple(param_value(name, v) for v in values)
+        return out
 
     @property
     def all_langs(self) -> list[str]:
@@ -223,12 +274,16 @@ class SweepGrid:
 
         >>> SweepGrid(langs=["de"], layers=["last:1", [0]]).settings("deactivate")
         [(('layers', 'last:1'),), (('layers', (0,)),)]
+        >>> g = SweepGrid(langs=["de"], methods=["clas", "int_mu"], method_params={"int_mu": {"layers": ["last:2"]}})
+        >>> g.settings("int_mu"), len(g.settings("clas"))
+        ([(('value', 'mean'), ('layers', 'last:2'))], 1)
         """
         params = sweep_method(method).params
         missing = [p for p in params if p not in PARAM_FIELDS]
         if missing:
             raise DataValidationError(f"Sweep method {method!r} declares parameter(s) {missing} that no SweepGrid field lists.")
-        values = [getattr(self, PARAM_FIELDS[p]) for p in params]
+        own = self.method_params.get(method, {})
+        values = [own.get(p) or getattr(self, PARAM_FIELDS[p]) for p in params]
         return [tuple(zip(params, combo)) for combo in itertools.product(*values)]
 
     def cells(self, *, rank: int = 0, world_size: int = 1) -> list[SweepCell]:
@@ -250,6 +305,10 @@ class SweepGrid:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = [list(x) if isinstance(x, tuple) else x for x in v]
+        d["method_params"] = {
+            m: {p: [list(x) if isinstance(x, tuple) else x for x in vals] for p, vals in params.items()}
+            for m, params in self.method_params.items()
+        }
         return d
 
     @classmethod

@@ -22,10 +22,27 @@ name                      parameters                    interventions (docs/meth
 ``diffmean``              strength, layers              :class:`~clas_lens.steering.DiffMeanSteering`
                                                         from the language towards the anchor
                                                         (needs residual means)
+``clas_random``           alpha, beta, gamma, layers,   control: CLAS on
+                          neuron_seed                   :func:`~clas_lens.neurons.random_like`
+                                                        neurons (same counts per layer, category
+                                                        and language), one cell per seed
+``uniform_gain``          alpha, beta, gamma, layers    control:
+                                                        :meth:`~clas_lens.steering.UniformGain.matching`
+                                                        the CLAS cell of the same setting
+``boost_only``            alpha, beta, layers           control: ``ClasSteering.boost_only``
+``suppress_only``         alpha, gamma, layers          control: ``ClasSteering.suppress_only``
 ========================  ============================  ==========================================
 
->>> method_names()
+The last four are **controls of CLAS** (``SweepMethod.control_of == "clas"``): they read the
+CLAS grid fields (alphas, betas, gammas, layers) and the CLAS options (shared, suppress,
+positions, site), so a grid that holds one CLAS setting runs each control at that setting,
+and every item is scored under CLAS and under the control (paired comparisons).
+:func:`control_methods` lists them.
+
+>>> method_names()[:5]
 ('clas', 'int_mu', 'deactivate', 'lape_deactivate', 'diffmean')
+>>> control_methods()
+('clas_random', 'uniform_gain', 'boost_only', 'suppress_only')
 >>> sweep_method("int_mu").params
 ('value', 'layers')
 """
@@ -37,9 +54,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from clas_lens.errors import DataValidationError
-from clas_lens.neurons import identify_neurons
+from clas_lens.neurons import NeuronSet, identify_neurons, random_like
 from clas_lens.specs import quantile_level
-from clas_lens.steering import ClasSteering, Deactivate, DiffMeanSteering, SetNeurons
+from clas_lens.steering import ClasSteering, Deactivate, DiffMeanSteering, SetNeurons, UniformGain
+from clas_lens.steering.clas import SHARED_CATEGORIES
 from clas_lens.vocab import is_unsteered
 
 __all__ = [
@@ -50,6 +68,7 @@ __all__ = [
     "register_sweep_method",
     "sweep_method",
     "method_names",
+    "control_methods",
     "cell_interventions",
     "build_interventions",
 ]
@@ -78,6 +97,7 @@ class SweepInputs:
     quantile_levels: Sequence[Any] | None = None
     residual_means: Any = None
     _lape: Any = dataclasses.field(default=None, init=False, repr=False)
+    _random: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def lape_neurons(self) -> Any:
         """The LAPE neuron set of ``stats`` (computed once)."""
@@ -86,6 +106,33 @@ class SweepInputs:
         if self._lape is None:
             self._lape = identify_neurons(self.stats, "lape")
         return self._lape
+
+    def random_neurons(self, seed: int, grid) -> Any:
+        """``random_like(neurons, seed)`` (computed once per seed). A duck-typed neuron set
+        (e.g. a :class:`~clas_lens.steering.MaskSet`) is first made a NeuronSet of the masks
+        CLAS reads with the grid's options (shared categories, specific and active per
+        language)."""
+        if seed not in self._random:
+            self._random[seed] = random_like(as_neuron_set(self.neurons, grid), seed=seed)
+        return self._random[seed]
+
+
+def as_neuron_set(neurons: Any, grid) -> NeuronSet:
+    """``neurons`` as a :class:`~clas_lens.neurons.NeuronSet`: itself, or a NeuronSet of the
+    masks CLAS reads under ``grid``'s options (for duck-typed sets such as ``MaskSet``)."""
+    if isinstance(neurons, NeuronSet):
+        return neurons
+    if neurons is None:
+        raise DataValidationError("The clas_random control needs neurons= (a NeuronSet).")
+    langs = list(neurons.langs)
+    masks: dict[str, dict[str | None, Any]] = {c: {None: neurons.mask(c)} for c in SHARED_CATEGORIES[grid.shared]}
+    masks["specific"] = {l: neurons.mask("specific", l) for l in langs}
+    if grid.shared == "partial_active":
+        masks["active"] = {l: neurons.mask("active", l) for l in langs}
+    shape = tuple(masks["specific"][langs[0]].shape)
+    return NeuronSet(masks=masks, langs=langs, site=getattr(neurons, "site", None) or grid.site,
+                     model_info=getattr(neurons, "model_info", None) or {}, method="given", params={},
+                     stats_ref=None, layers=range(shape[0]), shape=shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +144,7 @@ class SweepMethod:
     build: Callable[[Any, Any, SweepInputs], list]
     fingerprint: Callable[[Any, SweepInputs], Fingerprint] | None = None
     summary: str = ""
+    control_of: str | None = None
 
 
 #: name -> :class:`SweepMethod`, in registration order.
@@ -109,6 +157,7 @@ def register_sweep_method(
     *,
     fingerprint: Callable[[Any, SweepInputs], Fingerprint] | None = None,
     summary: str = "",
+    control_of: str | None = None,
 ) -> Callable:
     """Decorator: register ``build(cell, grid, inputs) -> [interventions]`` under ``name``.
 
@@ -124,7 +173,7 @@ def register_sweep_method(
         if name in SWEEP_METHODS or is_unsteered(name):
             what = "is already registered" if name in SWEEP_METHODS else "names the unsteered condition"
             raise DataValidationError(f"Sweep method {name!r} {what}.")
-        SWEEP_METHODS[name] = SweepMethod(name, tuple(params), build, fingerprint, summary)
+        SWEEP_METHODS[name] = SweepMethod(name, tuple(params), build, fingerprint, summary, control_of)
         return build
 
     return wrap
@@ -140,6 +189,11 @@ def sweep_method(name: str) -> SweepMethod:
 def method_names() -> tuple[str, ...]:
     """Every registered sweep method, in registration order."""
     return tuple(SWEEP_METHODS)
+
+
+def control_methods(of: str = "clas") -> tuple[str, ...]:
+    """The registered controls of method ``of``, in registration order."""
+    return tuple(name for name, m in SWEEP_METHODS.items() if m.control_of == of)
 
 
 def _layers(cell) -> Any:
@@ -244,6 +298,54 @@ def _diffmean(cell, grid, inputs: SweepInputs) -> list:
             means=inputs.residual_means, positions=grid.positions,
         )
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# the controls of CLAS (docs/methods.md, "The CLAS rule")
+# ---------------------------------------------------------------------------------------------
+def _clas_options(grid) -> dict[str, Any]:
+    return {"shared": grid.shared, "suppress": grid.suppress, "positions": grid.positions, "site": grid.site}
+
+
+def _shared_fingerprint(grid, inputs: SweepInputs) -> Fingerprint:
+    """The shared masks the controls read (the specific ones are in every sweep's identity)."""
+    ns = inputs.neurons
+    if ns is None or not hasattr(ns, "mask"):
+        return {}
+    items = [(c, ns.mask(c)) for c in SHARED_CATEGORIES[grid.shared]]
+    if grid.shared == "partial_active":
+        items += [(f"active/{l}", ns.mask("active", l)) for l in _langs_in(grid, ns.langs)]
+    return {"control_masks_sha256": items}
+
+
+@register_sweep_method("clas_random", ("alpha", "beta", "gamma", "layers", "neuron_seed"), fingerprint=_shared_fingerprint,
+                       summary="control: CLAS on random neurons matched in number (seeds)", control_of="clas")
+def _clas_random(cell, grid, inputs: SweepInputs) -> list:
+    ns = inputs.random_neurons(cell.param("neuron_seed"), grid)
+    return [ClasSteering(ns, cell.lang, layers=_layers(cell), alpha=cell.param("alpha"), beta=cell.param("beta"),
+                         gamma=cell.param("gamma"), **_clas_options(grid))]
+
+
+@register_sweep_method("uniform_gain", ("alpha", "beta", "gamma", "layers"), fingerprint=_shared_fingerprint,
+                       summary="control: one gain on every neuron, CLAS's mean gain", control_of="clas")
+def _uniform_gain(cell, grid, inputs: SweepInputs) -> list:
+    clas = ClasSteering(inputs.neurons, cell.lang, layers=_layers(cell), alpha=cell.param("alpha"),
+                        beta=cell.param("beta"), gamma=cell.param("gamma"), **_clas_options(grid))
+    return [UniformGain.matching(clas)]
+
+
+@register_sweep_method("boost_only", ("alpha", "beta", "layers"), fingerprint=_shared_fingerprint,
+                       summary="control: CLAS with gamma = 0", control_of="clas")
+def _boost_only(cell, grid, inputs: SweepInputs) -> list:
+    return [ClasSteering.boost_only(inputs.neurons, cell.lang, beta=cell.param("beta"), layers=_layers(cell),
+                                    alpha=cell.param("alpha"), **_clas_options(grid))]
+
+
+@register_sweep_method("suppress_only", ("alpha", "gamma", "layers"),
+                       summary="control: CLAS with beta = 0", control_of="clas")
+def _suppress_only(cell, grid, inputs: SweepInputs) -> list:
+    return [ClasSteering.suppress_only(inputs.neurons, cell.lang, gamma=cell.param("gamma"), layers=_layers(cell),
+                                       alpha=cell.param("alpha"), **_clas_options(grid))]
 
 
 #: The built-in method names (the registry itself is :data:`SWEEP_METHODS`).

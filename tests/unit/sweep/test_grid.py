@@ -91,3 +91,29 @@ def test_confidence_replaces_bootstrap_alpha():
     old = {**SweepGrid(langs=["de"]).to_dict(), "alpha": 0.05}  # a grid.json of an older release
     del old["confidence"], old["strengths"]
     assert SweepGrid.from_dict(old) == SweepGrid(langs=["de"])
+
+
+def test_method_params_replace_the_grid_values_for_one_method():
+    g = SweepGrid(langs=["de"], methods=["clas", "int_mu", "boost_only"], betas=[0.2, 0.5], layers=["last:4"],
+                  method_params={"int_mu": {"layers": ["last:2", [1, 2]], "value": ["zero"]}, "boost_only": {"beta": [1]}})
+    assert g.settings("int_mu") == [(("value", "zero"), ("layers", "last:2")), (("value", "zero"), ("layers", (1, 2)))]
+    assert g.settings("boost_only") == [(("alpha", 1.0), ("beta", 1.0), ("layers", "last:4"))]
+    assert len(g.settings("clas")) == 2  # the grid fields, as before
+    assert SweepGrid.from_dict(json.loads(json.dumps(g.to_dict()))) == g
+    for bad, match in (({"deactivate": {"layers": ["all"]}}, "not in methods"), ({"int_mu": {"beta": [1]}}, "parameter"),
+                       ({"int_mu": {"layers": []}}, "non-empty"), ({"int_mu": {"layers": ["middle"]}}, "layers")):
+        with pytest.raises(DataValidationError, match=match):
+            SweepGrid(langs=["de"], methods=["clas", "int_mu"], method_params=bad)
+
+
+def test_neuron_seeds_are_cell_parameters_of_the_random_control():
+    g = SweepGrid(langs=["de"], methods=["clas_random"], neuron_seeds=[0, 2.0])
+    assert g.neuron_seeds == (0, 2)
+    assert [c.key for c in g.cells() if c.lang == "de"][1:] == [
+        f"task=nli|lang=de|method=clas_random|alpha=1.0|beta=0.2|gamma=0.2|layers=last:4|neuron_seed={s}" for s in ("0.0", "2.0")
+    ]
+    with pytest.raises(DataValidationError, match="seed"):
+        SweepGrid(langs=["de"], neuron_seeds=[-1])
+    old = SweepGrid(langs=["de"]).to_dict()
+    del old["neuron_seeds"], old["method_params"]  # a grid.json written before these fields
+    assert SweepGrid.from_dict(old) == SweepGrid(langs=["de"])

@@ -8,9 +8,9 @@ from _steering_toys import FakeNeurons, FakeStats
 from clas_lens.errors import DataValidationError
 from clas_lens.sites import neuron_sites
 from clas_lens.stats import residual_means
-from clas_lens.steering import ClasSteering, Deactivate, DiffMeanSteering, SetNeurons, steer
+from clas_lens.steering import ClasSteering, Deactivate, DiffMeanSteering, SetNeurons, UniformGain, steer
 from clas_lens.sweep import METHODS, SweepGrid, cell_interventions, method_names, register_sweep_method, sweep_method
-from clas_lens.sweep.methods import SWEEP_METHODS, SweepInputs, build_interventions
+from clas_lens.sweep.methods import SWEEP_METHODS, SweepInputs, as_neuron_set, build_interventions, control_methods
 
 
 def _cell(grid, method, lang="de", **params):
@@ -21,8 +21,12 @@ def _cell(grid, method, lang="de", **params):
 
 
 def test_registry_names_and_duplicates():
-    assert METHODS == method_names() == ("clas", "int_mu", "deactivate", "lape_deactivate", "diffmean")
+    assert METHODS == method_names() == ("clas", "int_mu", "deactivate", "lape_deactivate", "diffmean",
+                                         "clas_random", "uniform_gain", "boost_only", "suppress_only")
+    assert control_methods() == ("clas_random", "uniform_gain", "boost_only", "suppress_only")
+    assert control_methods("int_mu") == () and sweep_method("clas").control_of is None
     assert sweep_method("clas").params == ("alpha", "beta", "gamma", "layers")
+    assert sweep_method("clas_random").params == ("alpha", "beta", "gamma", "layers", "neuron_seed")
     with pytest.raises(DataValidationError, match="already registered"):
         register_sweep_method("int_mu", ("layers",))(lambda cell, grid, inputs: [])
     with pytest.raises(DataValidationError, match="unsteered"):
@@ -110,3 +114,38 @@ def test_diffmean_steers_towards_the_anchor(tiny_llama):
     with pytest.raises(DataValidationError, match="anchor"):
         g = SweepGrid(langs=["de"], methods=["diffmean"], anchor=None)
         cell_interventions(g.cells()[1], g, None, residual_means=rm)
+
+
+def test_controls_of_clas_follow_the_clas_setting(tiny_llama):
+    """Each control reads CLAS's grid values and options; random neurons keep every count."""
+    shape = neuron_sites(tiny_llama).shape
+    ns = FakeNeurons(shape)
+    grid = SweepGrid(langs=["de"], methods=["clas", *control_methods()], betas=[0.5], gammas=[0.3], layers=["last:1"],
+                     neuron_seeds=[0, 1], shared="both", suppress="others")
+    (clas,) = cell_interventions(_cell(grid, "clas"), grid, ns)
+    (boost,) = cell_interventions(_cell(grid, "boost_only"), grid, ns)
+    (supp,) = cell_interventions(_cell(grid, "suppress_only"), grid, ns)
+    assert (boost.beta, boost.gamma, supp.beta, supp.gamma) == (0.5, 0.0, 0.0, 0.3)
+    assert {boost.shared, supp.suppress, boost.layers} == {"both", "others", "last:1"}
+    (ug,) = cell_interventions(_cell(grid, "uniform_gain"), grid, ns)
+    assert isinstance(ug, UniformGain) and ug.gain == pytest.approx(UniformGain.matching(clas).gain)
+    (r0,) = cell_interventions(_cell(grid, "clas_random", neuron_seed=0), grid, ns)
+    (r1,) = cell_interventions(_cell(grid, "clas_random", neuron_seed=1), grid, ns)
+    assert r0.neurons.method == "random_like" and not torch.equal(r0.neurons.mask("specific", "de"),
+                                                                  r1.neurons.mask("specific", "de"))
+    for cat, lang in (("partial_shared", None), ("all_shared", None), ("specific", "de")):
+        assert torch.equal(r0.neurons.mask(cat, lang).sum(1), ns.mask(cat, lang).sum(1))  # same counts per layer
+    tokens = tiny_llama.to_tokens("der Hund")
+    with steer(tiny_llama, r0):
+        steered = tiny_llama(tokens)
+    assert not torch.equal(steered, tiny_llama(tokens))
+    assert [c.param("neuron_seed") for c in grid.cells() if c.method == "clas_random" and c.lang == "de"] == [0, 1]
+
+
+def test_as_neuron_set_keeps_a_neuron_set_and_wraps_a_duck_typed_one(tiny_llama):
+    ns = FakeNeurons(neuron_sites(tiny_llama).shape)
+    grid = SweepGrid(langs=["de"])
+    wrapped = as_neuron_set(ns, grid)
+    assert wrapped.categories == ["partial_shared", "specific"] and as_neuron_set(wrapped, grid) is wrapped
+    with pytest.raises(DataValidationError, match="neurons"):
+        as_neuron_set(None, grid)
