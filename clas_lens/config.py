@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from clas_lens import clusters, plotting
+from clas_lens import checks, clusters, plotting
 from clas_lens.data.hub import resolve_data_files
 from clas_lens.data.loaders import FLORES_NAMES, embedded_languages
 from clas_lens.data.tasks import task_names, task_spec
@@ -318,6 +318,8 @@ class RunConfig:
             )
         sections = {}
         for name, klass in _SECTIONS.items():
+            if not isinstance(data.get(name, {}) or {}, dict):
+                raise DataValidationError(f"config section [{name}] must be a table, got {data[name]!r}")
             raw = dict(data.get(name, {}) or {})
             fields = {f.name: f for f in dataclasses.fields(klass)}
             bad = sorted(set(raw) - set(fields))
@@ -339,6 +341,7 @@ class RunConfig:
             )
         if not 0.0 < float(cfg.eval.confidence) < 1.0:
             raise DataValidationError(f"config key 'eval.confidence' = {cfg.eval.confidence!r} must be in (0, 1), e.g. 0.95")
+        check_ranges(cfg)
         _check_corpus(cfg)
         for task in cfg.eval.tasks:
             _check_task(cfg, task)
@@ -370,8 +373,8 @@ class RunConfig:
             raise DataValidationError(f"config file {path} does not exist")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise DataValidationError(f"{path} is not valid TOML: {e}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise DataValidationError(f"{path} is not valid TOML (UTF-8 text): {e}") from e
         return cls.from_dict(data)
 
 
@@ -399,10 +402,66 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> None:
         return
     if isinstance(default, numeric) and not (isinstance(value, numeric) and not isinstance(value, bool)):
         raise DataValidationError(f"config key {key!r} must be a number, got {value!r}")
-    if isinstance(default, list) and not isinstance(value, (list, str)):
-        raise DataValidationError(f"config key {key!r} must be a list, got {value!r}")
+    if isinstance(default, list) and not isinstance(value, list):  # "12" is not [1, 2]
+        raise DataValidationError(f"config key {key!r} must be a list, e.g. {key.split('.')[1]} = {default!r}; got {value!r}")
     if isinstance(default, dict) and not isinstance(value, dict):
         raise DataValidationError(f"config key {key!r} must be a table, got {value!r}")
+
+
+def _strings(node: Any, key: str) -> None:
+    if isinstance(node, str):
+        checks.text(node, f"config key {key!r}")
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            _strings(k, key)
+            _strings(v, f"{key}.{k}")
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _strings(v, key)
+
+
+def _once(key: str, values: list) -> None:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise DataValidationError(f"config key {key!r} = {values!r} is not allowed: use each value once ({seen[0]!r} is repeated)")
+
+
+def check_ranges(cfg: RunConfig) -> None:
+    """Every number of ``cfg`` of the right type and in its range, every list a list of distinct
+    values, every string valid UTF-8 and the run name one plain folder name (validators of
+    :mod:`clas_lens.checks`; the message names the key and the allowed range).
+
+    >>> RunConfig.from_dict({"corpus": {"stats_limit": -1}})
+    Traceback (most recent call last):
+    ...
+    clas_lens.errors.DataValidationError: config key 'corpus.stats_limit' = -1 is not allowed: use a whole number >= 0 (0: all)
+    """
+    k = "config key {!r}".format
+    for section, values in cfg.to_dict().items():
+        _strings(values, section)
+    checks.path_component(cfg.run.name, k("run.name"))
+    checks.text(cfg.run.out_dir, k("run.out_dir"), nonempty=True)
+    checks.non_negative_int(cfg.run.seed, k("run.seed"))
+    checks.non_negative_int(cfg.model.threads, k("model.threads"), zero_means="torch's default")
+    checks.unique_langs(cfg.corpus.langs, k("corpus.langs"))
+    checks.non_negative_int(cfg.corpus.stats_limit, k("corpus.stats_limit"), zero_means="all")
+    checks.non_negative_int(cfg.corpus.cluster_limit, k("corpus.cluster_limit"), zero_means="all")
+    checks.positive_int(cfg.stats.batch_size, k("stats.batch_size"))
+    checks.finite_float(cfg.stats.threshold, k("stats.threshold"))
+    checks.positive_int(cfg.stats.max_length, k("stats.max_length"), none_ok=True)
+    for name in ("alphas", "betas", "gammas", "strengths"):
+        checks.float_list(getattr(cfg.steering, name), k(f"steering.{name}"))
+    for v in cfg.steering.mu_values:
+        if not isinstance(v, str):
+            checks.finite_float(v, k("steering.mu_values"))
+    _once("steering.methods", cfg.steering.methods)
+    _once("eval.tasks", cfg.eval.tasks)
+    for task, limit in cfg.eval.limits.items():
+        if task not in task_names():
+            raise DataValidationError(f"config key 'eval.limits.{task}': unknown task; allowed values: {list(task_names())}")
+        checks.positive_int(limit, k(f"eval.limits.{task}"))
+    checks.positive_int(cfg.eval.n_boot, k("eval.n_boot"))
+    checks.probability(cfg.eval.confidence, k("eval.confidence"), open_low=True, open_high=True)
 
 
 def _check_corpus(cfg: RunConfig) -> None:
@@ -575,8 +634,8 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | list[str] |
         raise DataValidationError(f"config file {path} does not exist")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise DataValidationError(f"{path} is not valid TOML: {e}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise DataValidationError(f"{path} is not valid TOML (UTF-8 text): {e}") from e
     items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides]
     for key, value in items:
         _set_dotted(data, key, value)
