@@ -1,5 +1,12 @@
 """The ``clas-lens`` command line. Every subcommand has ``--help``.
 
+Errors: an expected one (a :class:`~clas_lens.errors.ClasLensError`, e.g. a bad config value or
+a refused run directory, or a missing file) is printed as one line on stderr and exits with 2;
+an unexpected one exits with 1 and a short message; ``--debug`` (anywhere on the line) prints
+the traceback too. Every numeric option is checked where it enters (:mod:`clas_lens.checks`),
+its allowed range in the message. ``clas-lens run --check CONFIG`` checks a run config and
+everything it names without loading a model (exit 0: fine, 2: refused).
+
 Every subcommand that takes layers parses ``--layers`` with :func:`layer_spec` (the one layer
 spec of :class:`clas_lens.specs.LayerSpec`), and offers as choices the values the run
 configuration allows (:func:`clas_lens.config.allowed_values`, read from the consuming modules).
@@ -11,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+import traceback
+from typing import Any, Callable, Sequence
 
+from clas_lens import checks
 from clas_lens.config import allowed_values
-from clas_lens.errors import DataValidationError
+from clas_lens.errors import ClasLensError, DataValidationError
 from clas_lens.specs import LayerSpec, resolve_layers
 from clas_lens.vocab import DEFAULT_SITE, DEFAULT_STEER_LAYERS, UNSTEERED
 
@@ -64,10 +73,53 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def split_list(values: Sequence[str] | None) -> list[str] | None:
-    """``["en,de", "ru"]`` -> ``["en", "de", "ru"]`` (space- or comma-separated options)."""
+    """``["en,de", "ru"]`` -> ``["en", "de", "ru"]`` (space- or comma-separated options); a
+    language given twice is refused.
+
+    >>> split_list(["en,de", "ru"])
+    ['en', 'de', 'ru']
+    """
     if not values:
         return None
-    return [v for item in values for v in item.split(",") if v]
+    return checks.unique_langs([v for item in values for v in item.split(",") if v], "--langs")
+
+
+def number(check: Callable[..., Any], option: str, *, integer: bool = True, **kw: Any) -> Callable[[str], Any]:
+    """An argparse type: the text as an int (or float), then ``check`` from
+    :mod:`clas_lens.checks` (its message, with the allowed range, becomes the usage error).
+
+    >>> number(checks.positive_int, "--batch-size")("8")
+    8
+    >>> number(checks.positive_int, "--batch-size")("8.5")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: --batch-size = '8.5' is not allowed: use a whole number >= 1
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value: Any = int(text) if integer else float(text)
+        except ValueError:
+            value = text
+        try:
+            return check(value, option, **kw)
+        except DataValidationError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = option.lstrip("-").replace("-", "_")
+    return parse
+
+
+def langs_arg(text: str) -> list[str]:
+    """The argparse type of a comma-separated ``--langs``: each language once.
+
+    >>> langs_arg("en,de")
+    ['en', 'de']
+    """
+    try:
+        return checks.unique_langs([v.strip() for v in text.split(",") if v.strip()], "--langs")
+    except DataValidationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def layer_spec(text: str) -> Any:
@@ -162,10 +214,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from clas_lens.config import RunConfig, default_config_path
     from clas_lens.pipeline import print_summary, run_pipeline
+    from clas_lens.pipeline.run import check_config
 
-    cfg = RunConfig.from_toml(args.config or default_config_path())
+    path = args.config or default_config_path()
+    cfg = RunConfig.from_toml(path)
     if args.out_dir:
-        cfg.run.out_dir = args.out_dir
+        cfg.run.out_dir = checks.text(args.out_dir, "--out-dir", nonempty=True)
+    if args.check:
+        for note in check_config(cfg, restart=args.restart):
+            print(note)
+        print(f"config OK: {path}")
+        return 0
     t0 = time.perf_counter()
     run_dir = run_pipeline(cfg, restart=args.restart, figures=not args.no_figures)
     print(f"\nrun directory: {run_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
@@ -199,7 +258,7 @@ def cmd_neurons(args: argparse.Namespace) -> int:
 
 def _parse_param(text: str):
     if "=" not in text:
-        raise SystemExit(f"--param {text!r}: use NAME=VALUE, e.g. --param prob_threshold=0.5")
+        raise DataValidationError(f"--param {text!r}: use NAME=VALUE, e.g. --param prob_threshold=0.5")
     k, v = text.split("=", 1)
     for cast in (int, float):
         try:
@@ -217,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from clas_lens.stats import NeuronStats
 
     model = clas_lens.load_model(args.model, device=args.device)
-    langs = args.langs.split(",")
+    langs = args.langs
     task = clas_lens.load_task(args.task, langs=langs)
     conditions = {UNSTEERED: None}
     if args.neurons:
@@ -243,7 +302,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     from clas_lens.neurons import NeuronSet
 
     model = clas_lens.load_model(args.model, device=args.device)
-    corpus = clas_lens.load_corpus(args.corpus, langs=args.langs.split(",") if args.langs else None)
+    corpus = clas_lens.load_corpus(args.corpus, langs=args.langs)
     if args.limit:
         corpus = corpus.subset(ids=corpus.ids[: args.limit])
     reps = [clas_lens.residual_reps(model, corpus, pooling=args.pooling, condition=UNSTEERED)]
@@ -267,15 +326,20 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def _steer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=layer_spec, default=DEFAULT_STEER_LAYERS,
                    help=f"steered layers: 'last:k', 'first:k', 'a-b', '0,3,-1' or 'all' (default {DEFAULT_STEER_LAYERS})")
-    p.add_argument("--beta", type=float, default=0.2, help="boost of shared neurons (default 0.2)")
-    p.add_argument("--gamma", type=float, default=0.2, help="suppression of specific neurons (default 0.2)")
+    p.add_argument("--beta", type=number(checks.finite_float, "--beta", integer=False), default=0.2,
+                   help="boost of shared neurons (default 0.2)")
+    p.add_argument("--gamma", type=number(checks.finite_float, "--gamma", integer=False), default=0.2,
+                   help="suppression of specific neurons (default 0.2)")
 
 
 def add_pipeline_commands(sub) -> None:
     run = sub.add_parser("run", help="the whole pipeline (stats, neurons, sweep, clusters, divergence test, figures)")
     run.add_argument("config", nargs="?", help="a TOML run config (default: the embedded demo config)")
     run.add_argument("--out-dir", help="override [run] out_dir")
-    run.add_argument("--restart", action="store_true", help="delete an existing run directory with another config")
+    run.add_argument("--restart", action="store_true",
+                     help="empty an existing run directory (only one clas_lens made) and start again")
+    run.add_argument("--check", action="store_true",
+                     help="only check the config and what it names (no model is loaded, nothing is written); exit 0 or 2")
     run.add_argument("--no-figures", action="store_true", help="skip figure export")
     run.set_defaults(func=cmd_run)
 
@@ -295,10 +359,10 @@ def add_pipeline_commands(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a task per language, unsteered and steered")
     _model_args(ev)
     ev.add_argument("--task", default="cloze", choices=list(allowed_values()["eval.tasks"]))
-    ev.add_argument("--langs", default="en,de,sw")
+    ev.add_argument("--langs", type=langs_arg, default="en,de,sw")
     ev.add_argument("--neurons", help="a neurons.safetensors: adds the CLAS condition")
     ev.add_argument("--stats", help="a stats.safetensors: with --neurons adds Int-mu")
-    ev.add_argument("--limit", type=int, help="first N items per language")
+    ev.add_argument("--limit", type=number(checks.positive_int, "--limit"), help="first N items per language")
     ev.add_argument("--out", help="write the tidy table as CSV")
     _steer_args(ev)
     ev.set_defaults(func=cmd_eval)
@@ -306,8 +370,8 @@ def add_pipeline_commands(sub) -> None:
     cl = sub.add_parser("clusters", help="residual-stream language cluster metrics per layer")
     _model_args(cl)
     cl.add_argument("--corpus", default="default")
-    cl.add_argument("--langs", help="comma-separated languages (default: all of the corpus)")
-    cl.add_argument("--limit", type=int, default=48, help="parallel sentences per language")
+    cl.add_argument("--langs", type=langs_arg, help="comma-separated languages (default: all of the corpus)")
+    cl.add_argument("--limit", type=number(checks.positive_int, "--limit"), default=48, help="parallel sentences per language")
     cl.add_argument("--pooling", default="mean", choices=list(allowed_values()["clusters.pooling"]))
     cl.add_argument("--neurons", help="a neurons.safetensors: adds the after-CLAS condition")
     cl.add_argument("--out", help="write the metrics as CSV")
@@ -320,11 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clas-lens",
         description="Cross-Lingual Activation Steering workbench (TransformerLens).",
     )
+    p.add_argument("--debug", action="store_true", help="on an error, print the traceback (also accepted after the subcommand)")
     sub = p.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="model card and a greedy continuation in en/de/sw")
     info.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
     info.add_argument("--device", default="cpu")
-    info.add_argument("--max-new-tokens", type=int, default=12)
+    info.add_argument("--max-new-tokens", type=number(checks.positive_int, "--max-new-tokens"), default=12)
     info.set_defaults(func=cmd_info)
 
     stats = sub.add_parser(
@@ -337,26 +402,63 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
     stats.add_argument("--corpus", default="default", help="'default', 'flores' or a JSON-lines file/folder")
     stats.add_argument("--out", required=True, help="output file (.safetensors)")
-    stats.add_argument("--langs", nargs="+", help="languages (space- or comma-separated; default: all)")
+    stats.add_argument("--langs", nargs="+", help="languages (space- or comma-separated, each once; default: all)")
     stats.add_argument("--site", default=DEFAULT_SITE, choices=list(allowed_values()["stats.site"]))
     stats.add_argument("--layers", type=layer_spec, default=None, help="'all' (default), 'last:k', 'a-b' or e.g. '0,5,-1'")
-    stats.add_argument("--limit", type=int, default=0, help="use the first N parallel items (0: all)")
-    stats.add_argument("--batch-size", type=int, default=16)
-    stats.add_argument("--max-length", type=int, default=None)
-    stats.add_argument("--threshold", type=float, default=0.0)
+    stats.add_argument("--limit", type=number(checks.non_negative_int, "--limit", zero_means="all"), default=0,
+                       help="use the first N parallel items (0: all)")
+    stats.add_argument("--batch-size", type=number(checks.positive_int, "--batch-size"), default=16)
+    stats.add_argument("--max-length", type=number(checks.positive_int, "--max-length"), default=None,
+                       help="cut texts to N tokens (default: the model context)")
+    stats.add_argument("--threshold", type=number(checks.finite_float, "--threshold", integer=False), default=0.0)
     stats.add_argument("--keep-bos", action="store_true", help="count the BOS token too")
     stats.add_argument("--per-sentence", action="store_true", help="also store per-sentence means")
     stats.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun)")
-    stats.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
+    stats.add_argument("--threads", type=number(checks.non_negative_int, "--threads", zero_means="default"), default=0,
+                       help="torch threads per process (0: default)")
     stats.set_defaults(func=cmd_stats)
 
     add_pipeline_commands(sub)
     return p
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (its lines joined by ``"; "``).
+
+    >>> one_line(ValueError("a\\n  - b\\nc"))
+    'a; - b; c'
+    """
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+#: Errors a user can fix from the message alone: one line, exit 2.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ClasLensError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``clas-lens`` with ``argv``; return the exit status (0 fine, 2 an expected error or a
+    usage error, 1 an unexpected error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut]
+    argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except EXPECTED_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        print(f"clas-lens: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clas-lens: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        print(f"clas-lens: unexpected error: {type(e).__name__}: {one_line(e)}"
+              + ("" if debug else " (rerun with --debug for the traceback)"), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

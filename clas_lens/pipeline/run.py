@@ -13,7 +13,16 @@ from clas_lens.data.corpus import load_corpus
 from clas_lens.io import atomic_write_json
 from clas_lens.models import load_model, model_info
 from clas_lens.pipeline.report import make_figures
-from clas_lens.pipeline.rundir import check_run_dir, git_commit, package_versions, write_csv
+from clas_lens.pipeline.rundir import (
+    check_compatible,
+    claim_run_dir,
+    git_commit,
+    package_versions,
+    prepare_run_dir,
+    read_marker,
+    run_dir_of,
+    write_csv,
+)
 from clas_lens.pipeline.steps import (
     check_gain_metric,
     clusters_step,
@@ -26,7 +35,7 @@ from clas_lens.pipeline.steps import (
     sweep_step,
 )
 
-__all__ = ["run_pipeline", "report_dropped"]
+__all__ = ["run_pipeline", "report_dropped", "check_config"]
 
 
 def report_dropped(corpus, run_dir: Path, log: Callable[[str], None] = print) -> Path | None:
@@ -59,14 +68,20 @@ def run_pipeline(
     'doc'
     """
     t_start = time.perf_counter()
-    # Everything but the model first: paths, devices, the tasks' data and the corpus.
+    # Everything but the model first: the run name, paths, devices, the tasks' data and the corpus.
+    run_dir_of(cfg)
     for note in check_inputs(cfg):
         log(note)
     tasks = load_eval_tasks(cfg)
     check_gain_metric(cfg, tasks)
     corpus_all = load_corpus(cfg.corpus.name, langs=cfg.corpus.langs, drop_incomplete=cfg.corpus.drop_incomplete)
-    run_dir = cfg.run_dir
-    identity = check_run_dir(cfg, run_dir, restart)
+    with claim_run_dir(cfg, restart=restart, log=log) as (run_dir, identity):
+        _run_steps(cfg, run_dir, identity, corpus_all, tasks, figures=figures, log=log)
+        atomic_write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - t_start})
+    return run_dir
+
+
+def _run_steps(cfg: RunConfig, run_dir: Path, identity: str, corpus_all, tasks, *, figures: bool, log) -> None:
     report_dropped(corpus_all, run_dir, log)
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
@@ -99,5 +114,31 @@ def run_pipeline(
     if figures:
         made = make_figures(run_dir, formats=cfg.figures.formats, log=log)
         log(f"figures: {len(made)} written to {run_dir / 'figures'}")
-    atomic_write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - t_start})
-    return run_dir
+
+
+def check_config(cfg: RunConfig, *, restart: bool = False, devices: bool = True) -> list[str]:
+    """Every check of ``cfg`` that needs no model, without writing anything (``clas-lens run
+    --check``): the values (already checked by :meth:`RunConfig.from_dict`), the run name, the
+    inputs it names (:func:`~clas_lens.config.check_inputs`), the gain metric, and whether a run
+    could use the run directory (``restart``: as ``run --restart`` would). Returns what a run
+    would use, one line each.
+
+    >>> import tempfile
+    >>> notes = check_config(RunConfig.from_dict({"run": {"out_dir": tempfile.mkdtemp()}, "eval": {"tasks": ["cloze"]}}))
+    >>> notes[-1].startswith("run directory: ") and notes[-1].endswith("(new)")
+    True
+    """
+    run_dir = run_dir_of(cfg)
+    notes = list(check_inputs(cfg, devices=devices))
+    check_gain_metric(cfg)
+    if run_dir.is_symlink() or (run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir()))):
+        marker = read_marker(run_dir) if run_dir.is_dir() and not run_dir.is_symlink() else None
+        if marker is None:
+            prepare_run_dir(run_dir)  # raises: not a run directory (nothing is written)
+        if not restart:
+            check_compatible(cfg, run_dir)
+        what = "--restart empties it" if restart else "a rerun resumes it"
+        notes.append(f"run directory: {run_dir} (exists, made by clas_lens {marker['clas_lens']}; {what})")
+    else:
+        notes.append(f"run directory: {run_dir} (new)")
+    return notes
