@@ -12,6 +12,8 @@ LAB_STAMP := $(VENV)/.lab-$(shell cat pyproject.toml constraints.txt | sha256sum
 LAB_PORT ?= 8888
 # No display (ssh, container, CI): do not try to open a browser; the URL is printed instead.
 LAB_BROWSER := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
+# Root is never needed, but a container may run as root: Jupyter refuses that without this flag.
+LAB_FLAGS := $(LAB_BROWSER) $(if $(filter 0,$(shell id -u)),--allow-root)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -55,7 +57,7 @@ test-notebooks: $(STAMP)
 # JupyterLab on notebooks/ with the project's environment (.venv; installs the `lab` extra).
 lab: $(LAB_STAMP)
 	@echo "JupyterLab on notebooks/: open http://localhost:$(LAB_PORT)/lab (the token is in the URL printed below; Ctrl-C stops it)"
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.port=$(LAB_PORT) $(LAB_BROWSER)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.port=$(LAB_PORT) $(LAB_FLAGS)
 
 # The paper figure set in figures/ (PNG + SVG), rebuilt from the demo run directory.
 figures: $(STAMP)

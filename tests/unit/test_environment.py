@@ -170,7 +170,8 @@ def test_make_lab_opens_jupyterlab_on_notebooks_with_the_lab_extra():
     lab = make[make.index("\nlab:"):]
     lab = lab[: lab.index("\n\n")]
     assert "$(VENV)/bin/jupyter lab" in lab and "--notebook-dir=notebooks" in lab
-    assert "$(LAB_BROWSER)" in lab and "--no-browser" in _make_variables(make)["LAB_BROWSER"]
+    var = _make_variables(make)
+    assert "$(LAB_FLAGS)" in lab and "$(LAB_BROWSER)" in var["LAB_FLAGS"] and "--no-browser" in var["LAB_BROWSER"]
     assert "http://localhost:" in lab, "make lab prints the URL"
     stamp = make[make.index("$(LAB_STAMP): $(STAMP)"):]
     assert ",lab]" in stamp[: stamp.index("\n\n")]
