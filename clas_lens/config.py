@@ -89,7 +89,7 @@ class NeuronsSection:
 
 @dataclass(kw_only=True)
 class SteeringSection:
-    layers: str | list[int] = DEFAULT_STEER_LAYERS
+    layers: str | list[int] | list[str] = DEFAULT_STEER_LAYERS  # one spec, or a list of spec strings (chosen on dev)
     alphas: list[float] = field(default_factory=lambda: [1.0])
     betas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.5])
     gammas: list[float] = field(default_factory=lambda: [0.2])
@@ -194,6 +194,13 @@ def _check_layers(key: str, value: Any) -> None:
         raise DataValidationError(f"config key {key!r}: {e}") from None
 
 
+def _check_layer_options(key: str, value: Any) -> None:
+    """One layer spec, or a list of layer-spec strings: options chosen among on dev."""
+    several = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    for v in value if several else [value]:
+        _check_layers(key, v)
+
+
 def _check_mu_values(key: str, value: Any) -> None:
     for v in value if isinstance(value, list) else [value]:
         try:
@@ -259,7 +266,7 @@ def _check_positive(key: str, value: Any) -> None:
 
 #: Keys checked by a parser of their own (the one parser of that kind of value).
 _PARSED: dict[str, Callable[[str, Any], None]] = {
-    "steering.layers": _check_layers,
+    "steering.layers": _check_layer_options,
     "clusters.layers": _check_layers,
     "steering.mu_values": _check_mu_values,
     "corpus.langs": _check_langs,
@@ -343,6 +350,10 @@ class RunConfig:
             raise DataValidationError(f"config key 'eval.confidence' = {cfg.eval.confidence!r} must be in (0, 1), e.g. 0.95")
         check_ranges(cfg)
         _check_corpus(cfg)
+        for key in ("langs", "options"):
+            extra = [t for t in getattr(cfg.eval, key) if t not in cfg.eval.tasks]
+            if extra:
+                raise DataValidationError(f"config key 'eval.{key}.{extra[0]}': task {extra[0]!r} is not in eval.tasks {cfg.eval.tasks}")
         for task in cfg.eval.tasks:
             _check_task(cfg, task)
         return cfg
