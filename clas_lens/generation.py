@@ -26,6 +26,7 @@ from einops import rearrange
 
 from clas_lens._compat import patch_bridge_kv_cache
 from clas_lens.batching import encode
+from clas_lens.checks import positive_int, require_finite
 
 patch_bridge_kv_cache()
 
@@ -95,6 +96,7 @@ def generate_tokens(
     >>> len(rows), all(len(r) <= 3 for r in rows)
     (2, True)
     """
+    positive_int(max_new_tokens, "max_new_tokens")
     enc = encode(model, list(prompts), padding_side="left")
     ids, mask = enc.input_ids, enc.attention_mask
     enders = set(_ids(list(stop_ids or []))) | set(eos_token_ids(model))
@@ -119,6 +121,8 @@ def generate_tokens(
             logits = model(
                 ids, attention_mask=mask, position_ids=_positions(mask), logits_to_keep=1
             )
+        live = [i for i, d in enumerate(done) if not d]
+        require_finite(logits[live, -1, :], "generate: the next-token logits")  # argmax of NaN would pick token 0
         nxt = logits[:, -1, :].argmax(dim=-1)
         for i, t in enumerate(nxt.tolist()):
             if done[i]:
@@ -164,6 +168,8 @@ def generate(
     """
     from tqdm.auto import tqdm
 
+    positive_int(max_new_tokens, "max_new_tokens")
+    positive_int(batch_size, "batch_size")
     if isinstance(prompts, str):
         prompts = [prompts]
     stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]

@@ -26,6 +26,7 @@ from jaxtyping import Bool, Float64
 from torch import Tensor
 
 from clas_lens.batching import Encoded, batched, encode
+from clas_lens.checks import positive_int, require_finite
 from clas_lens.prefix import forward_at
 
 __all__ = ["sentence_nll", "target_mask", "REDUCTIONS"]
@@ -92,6 +93,8 @@ def sentence_nll(
         raise ValueError(f"reduction={reduction!r}: use one of {list(REDUCTIONS)}.")
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side={padding_side!r}: use 'left' or 'right'.")
+    positive_int(batch_size, "batch_size")
+    positive_int(max_length, "max_length", none_ok=True)
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -124,6 +127,7 @@ def sentence_nll(
             lg = logits[row, :n].float()
             tok = enc.input_ids[row].gather(0, at[row, :n] + 1)
             nll = torch.logsumexp(lg, dim=-1) - lg.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+            require_finite(nll, f"sentence_nll: the token log-likelihoods of text {i}")
             total[i] = nll.double().sum().cpu()
             count[i] = n
     if reduction == "sum":

@@ -15,6 +15,7 @@ docs/methods.md, "Clusters and the divergence test". Pure (Reps in, DataFrames o
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from clas_lens.clusters.scores import (
     label_codes,
     pairwise_distances,
     silhouette_from_distances,
+    silhouette_undefined,
     stratified_subsample,
 )
 from clas_lens.errors import DataValidationError, MismatchError
@@ -104,7 +106,8 @@ def cluster_metrics(
       with per-language gains. When there are more than ``max_samples`` points, silhouette is
       computed on a seeded stratified subsample of ``max_samples`` points (each language keeps
       its share; the same rows for every layer and for any Reps with the same rows, so before
-      and after steering stay paired). ``max_samples=None`` uses all points.
+      and after steering stay paired). ``max_samples=None`` uses all points. Where silhouette
+      is undefined (NaN vectors, or all distances equal: constant vectors) it is NaN, with a warning.
     * ``davies_bouldin`` (lower = more separated) and ``calinski_harabasz`` (higher = more
       separated), euclidean, on all points, ``lang="all"``.
     * ``parallel_cosine``: mean cosine similarity of parallel pairs (same id) between the
@@ -171,7 +174,12 @@ def cluster_metrics(
             G = Xs @ Xs.T
             for m in sil:
                 D = pairwise_distances(Xs, m.split("_", 1)[1], gram=G)
-                s = silhouette_from_distances(D, sub_codes, k)
+                why = silhouette_undefined(Xs, D)
+                if why:  # not the "no separation" 0 of sklearn: undefined
+                    warnings.warn(f"{m} at layer {layer} ({reps.condition}) is NaN: {why}.", RuntimeWarning, stacklevel=2)
+                    s = np.full(len(sub_codes), np.nan)
+                else:
+                    s = silhouette_from_distances(D, sub_codes, k)
                 add(layer, "all", m, s.mean())
                 for c, lang in enumerate(uniq):
                     add(layer, lang, m, s[sub_codes == c].mean())

@@ -23,6 +23,7 @@ __all__ = [
     "pairwise_distances",
     "silhouette_samples",
     "silhouette_from_distances",
+    "silhouette_undefined",
     "davies_bouldin",
     "calinski_harabasz",
     "stratified_subsample",
@@ -88,6 +89,25 @@ def silhouette_samples(
         )
     D = pairwise_distances(X, metric)
     return silhouette_from_distances(D, codes, len(uniq))
+
+
+def silhouette_undefined(X: np.ndarray, D: np.ndarray) -> str | None:
+    """Why silhouette means nothing for vectors ``X`` with distances ``D`` (None when it does):
+    non-finite vectors, or all pairwise distances equal (constant vectors -- no point is nearer
+    its own cluster than another). :func:`silhouette_samples` still returns sklearn's 0 there;
+    an aggregate (:func:`~clas_lens.clusters.compare.cluster_metrics`) reports NaN instead.
+
+    >>> silhouette_undefined(np.ones((3, 2)), np.zeros((3, 3)))
+    'all pairwise distances are equal (constant vectors)'
+    >>> silhouette_undefined(np.eye(3), np.array([[0.0, 1, 2], [1, 0, 3], [2, 3, 0]])) is None
+    True
+    """
+    if not np.isfinite(X).all() or not np.isfinite(D).all():
+        return "the vectors are not finite (NaN or infinite)"
+    off = D[~np.eye(len(D), dtype=bool)]
+    if off.size and np.ptp(off) <= 1e-12 * max(1.0, float(np.abs(off).max())):
+        return "all pairwise distances are equal (constant vectors)"
+    return None
 
 
 def silhouette_from_distances(D: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:

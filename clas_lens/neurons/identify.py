@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clas_lens.errors import DataValidationError
 from clas_lens.neurons.neuron_set import NeuronSet
 from clas_lens.neurons.registry import check_params
 
@@ -74,6 +75,13 @@ def identify_neurons(stats, method: str = "clas", **params) -> NeuronSet:
     ('lape', ['specific'])
     """
     impl = check_params(method, params)
+    empty = [lang for lang in (params.get("langs") or stats.langs) if lang in stats.langs and stats.n_tokens(lang) == 0]
+    if empty:
+        raise DataValidationError(
+            f"The statistics have no tokens of language {empty[0]!r} (its texts were empty or all cut away), so "
+            "every neuron would look never active in it. Collect the statistics again with texts in that "
+            "language, or leave it out (identify_neurons(..., langs=[...]))."
+        )
     masks, scores, used, langs = impl.fn(stats, **params)
     return NeuronSet(
         masks=masks,

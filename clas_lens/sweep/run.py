@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,14 +25,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from clas_lens.data.tasks import load_task
-from clas_lens.errors import DataValidationError
+from clas_lens.errors import DataValidationError, NonFiniteError
 from clas_lens.evaluation import paired_row, predict
 from clas_lens.io import append_jsonl, read_json
 from clas_lens.prefix import best_start, first_layer_of, reuse_prefix
 from clas_lens.steering import steer
 from clas_lens.sweep.grid import SweepCell, SweepGrid, format_param
 from clas_lens.sweep.methods import SweepInputs, build_interventions
-from clas_lens.sweep.store import cell_record, finished_records, open_sweep_dir, sweep_identity
+from clas_lens.sweep.store import cell_record, failed_record, finished_records, open_sweep_dir, sweep_identity
 from clas_lens.vocab import UNSTEERED
 
 __all__ = ["COLUMNS", "run_sweep", "load_sweep", "select_cells", "load_tasks"]
@@ -39,7 +40,7 @@ __all__ = ["COLUMNS", "run_sweep", "load_sweep", "select_cells", "load_tasks"]
 #: Columns of :func:`load_sweep`'s result, in order.
 COLUMNS = [
     "task", "lang", "method", "condition", "alpha", "beta", "gamma", "strength", "layers", "value_kind",
-    "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_ci_low", "diff_ci_high", "p_value", "key",
+    "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_ci_low", "diff_ci_high", "p_value", "key", "error",
 ]
 
 
@@ -163,9 +164,14 @@ def run_sweep(
                 for cell, ivs, _ in members:
                     task = task_objs[cell.task]
                     t0 = time.perf_counter()
-                    with steer(model, *ivs):
-                        preds = predict(model, task, cell.lang, limit=grid.limit, batch_size=grid.batch_size)
-                    append_jsonl(cells_path, cell_record(cell, task.metrics, preds, grid, time.perf_counter() - t0))
+                    try:
+                        with steer(model, *ivs):
+                            preds = predict(model, task, cell.lang, limit=grid.limit, batch_size=grid.batch_size)
+                        rec = cell_record(cell, task.metrics, preds, grid, time.perf_counter() - t0)
+                    except NonFiniteError as e:  # recorded as failed (column "error"); the sweep goes on
+                        warnings.warn(f"sweep cell {cell.key} failed: {e}", RuntimeWarning, stacklevel=2)
+                        rec = failed_record(cell, task.metrics, str(e), time.perf_counter() - t0)
+                    append_jsonl(cells_path, rec)
                     bar.update(1)
     return load_sweep(run_dir)
 
@@ -176,6 +182,7 @@ def load_sweep(run_dir: str | os.PathLike) -> pd.DataFrame:
     One row per (cell, metric); ``diff`` etc. compare a cell with its (task, lang) unsteered
     cell on the same items (NaN for unsteered cells and while that cell is not finished).
     ``attrs``: ``grid``, ``model_info``, ``n_cells`` (finished), ``n_total`` (in the grid).
+    A cell that failed (non-finite scores) has NaN values and its cause in ``error``.
     Directories written by older releases (``method=baseline`` cells) load the same way.
     """
     sweep_dir = Path(run_dir) / "sweep"
@@ -201,9 +208,10 @@ def load_sweep(run_dir: str | os.PathLike) -> pd.DataFrame:
                 layers=format_param(params["layers"]) if "layers" in params else None,
                 value_kind=format_param(params["value"]) if "value" in params else None,
                 key=rec["key"],
+                error=rec.get("failed"),
             )
             m = row["metric"]
-            if rec["method"] == UNSTEERED or b is None:
+            if rec["method"] == UNSTEERED or b is None or rec.get("failed") or b.get("failed"):
                 out.update(diff=math.nan, diff_ci_low=math.nan, diff_ci_high=math.nan, p_value=math.nan)
             else:
                 bv = dict(zip(b["items"]["item_id"], b["items"][m]))

@@ -8,7 +8,8 @@ Layout of ``run_dir/sweep/``:
   different grid / model / input raises :class:`~clas_lens.errors.MismatchError` unless
   ``restart=True`` (which discards results) (:func:`open_sweep_dir`).
 * ``cells.jsonl`` (or ``cells.<shard>.jsonl``): one fsynced JSON line per finished cell with
-  its tidy rows and per-item metric values (:func:`cell_record`). A crash (even ``kill -9``)
+  its tidy rows and per-item metric values (:func:`cell_record`); a cell whose scores were not
+  finite is recorded as failed, with the cause and NaN values (:func:`failed_record`). A crash (even ``kill -9``)
   loses at most the cell in flight: a torn last line is cut off before appending
   (:func:`repair_tail`), and :func:`finished_records` reads every shard's finished cells.
 
@@ -54,6 +55,7 @@ __all__ = [
     "canonical_record",
     "open_sweep_dir",
     "cell_record",
+    "failed_record",
 ]
 
 #: Identity keys every sweep directory has; methods may add more ``*_sha256`` keys.
@@ -253,6 +255,37 @@ def cell_record(cell: SweepCell, metrics: Iterable[str], preds: pd.DataFrame, gr
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cell.params},
         "rows": rows,
         "items": {"item_id": [str(x) for x in preds["item_id"]], **{m: [float(x) for x in preds[m]] for m in metrics}},
+        "seconds": round(seconds, 3),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def failed_record(cell: SweepCell, metrics: Iterable[str], cause: str, seconds: float) -> dict:
+    """A cell that could not be scored (e.g. its steering made the logits NaN) as a line of
+    ``cells.jsonl``: NaN values, no items, and the cause under ``"failed"``, so the table shows
+    it (column ``error``) instead of dropping it.
+
+    >>> from clas_lens.sweep.grid import SweepGrid
+    >>> cell = SweepGrid(langs=["de"], methods=["deactivate"]).cells()[-1]
+    >>> rec = failed_record(cell, ["accuracy"], "scores: NaN", 0.1)
+    >>> rec["failed"], rec["rows"][0]["n"]
+    ('scores: NaN', 0)
+    """
+    nan = float("nan")
+    rows = [
+        {"task": cell.task, "lang": cell.lang, "condition": cell.condition, "metric": m,
+         "value": nan, "ci_low": nan, "ci_high": nan, "n": 0}
+        for m in metrics
+    ]
+    return {
+        "key": cell.key,
+        "task": cell.task,
+        "lang": cell.lang,
+        "method": cell.method,
+        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cell.params},
+        "rows": rows,
+        "items": {"item_id": [], **{m: [] for m in metrics}},
+        "failed": cause,
         "seconds": round(seconds, 3),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -32,6 +32,7 @@ from clas_lens.data.tasks.options import (  # noqa: F401  (COMMON_OPTIONS, check
     check_options,
     confidence_from_alpha,
 )
+from clas_lens.checks import positive_int
 from clas_lens.errors import DataValidationError
 from clas_lens.languages import NO_SPACE_LANGS, canonical_order
 from clas_lens.vocab import DEFAULT_CONFIDENCE
@@ -351,7 +352,8 @@ def make_task(
         )
     gen: dict[str, Any] = {}
     if mode == "generate":
-        gen = {"max_new_tokens": int(options.get("max_new_tokens", 16)), "stop": options.get("stop", "\n")}
+        gen = {"max_new_tokens": positive_int(options.get("max_new_tokens", 16), f"task {name!r} option 'max_new_tokens'"),
+               "stop": options.get("stop", "\n")}
         config.update(gen)
     if mode == "choice":
         gen = {"length_norm": check_length_norm(options.get("length_norm")), "calibrate": bool(options.get("calibrate", False))}

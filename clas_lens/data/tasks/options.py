@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Mapping, Sequence
 
+from clas_lens import checks
 from clas_lens.errors import DataValidationError
 from clas_lens.vocab import DEFAULT_CONFIDENCE
 
@@ -78,3 +79,9 @@ def check_options(name: str, options: Mapping[str, Any], accepted: Sequence[str]
         raise DataValidationError(
             f"Unknown option(s) {unknown} for task {name!r}; accepted: {', '.join(sorted(allowed))}."
         )
+    for key, check in (("max_new_tokens", checks.positive_int), ("n_boot", checks.positive_int),
+                       ("seed", checks.non_negative_int)):
+        if key in options:
+            check(options[key], f"task {name!r} option {key!r}")
+    if "confidence" in options:
+        checks.probability(options["confidence"], f"task {name!r} option 'confidence'", open_low=True, open_high=True)
