@@ -75,7 +75,7 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {
     "errors", "io", "vocab", "specs", "languages", "models", "sites", "data", "metrics", "stats",
     "neurons", "attribution", "steering", "evaluation", "sweep", "clusters", "distributed",
-    "plotting", "config", "pipeline", "testing",
+    "plotting", "config", "pipeline", "testing", "report", "prefix", "positive_control",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

