@@ -37,7 +37,7 @@ import torch
 
 from clas_lens.errors import MismatchError
 from clas_lens.evaluation import metric_row
-from clas_lens.io import atomic_write_json, read_json, read_jsonl
+from clas_lens.io import atomic_write_json, open_nofollow, read_json, read_jsonl
 from clas_lens.models import model_info
 from clas_lens.steering.clas import SHARED_CATEGORIES
 from clas_lens.sweep.grid import SweepCell, SweepGrid
@@ -161,11 +161,12 @@ def cell_files(sweep_dir: str | os.PathLike) -> list[Path]:
 
 
 def repair_tail(path: str | os.PathLike) -> None:
-    """Cut a torn last line (a crash mid-append) so the next append starts on a fresh line."""
+    """Cut a torn last line (a crash mid-append) so the next append starts on a fresh line.
+    A symbolic link is refused, never followed (:func:`clas_lens.io.open_nofollow`)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
-    with open(path, "rb+") as f:
+    with open_nofollow(path, "rb+") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
         if size == 0:
