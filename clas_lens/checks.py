@@ -144,7 +144,8 @@ def float_list(
     """
     if not isinstance(value, (list, tuple)) or (nonempty and not value):
         raise _refuse(what, value, ("a non-empty " if nonempty else "a ") + "list of finite numbers, e.g. [0.0, 0.5]")
-    return [finite_float(v, f"{what}[{i}]", low=low, high=high) for i, v in enumerate(value)]
+    item = (lambda i: f"{what[:-1]}[{i}]'") if what.endswith("'") else (lambda i: f"{what}[{i}]")
+    return [finite_float(v, item(i), low=low, high=high) for i, v in enumerate(value)]
 
 
 def unique_langs(value: Any, what: str) -> list[str]:
