@@ -7,6 +7,14 @@ the traceback too. Every numeric option is checked where it enters (:mod:`clas_l
 its allowed range in the message. ``clas-lens run --check CONFIG`` checks a run config and
 everything it names without loading a model (exit 0: fine, 2: refused).
 
+Output: results (tables, model cards, summaries, ``--check`` notes) go to stdout; logs ("wrote
+...", pipeline steps) and progress bars to stderr. ``--quiet`` (anywhere on the line) drops the
+logs and bars, ``--version`` prints the release. Warnings raised inside third-party packages
+(e.g. transformers' FutureWarning that ``past_key_values`` goes away) are not shown by the
+command line (:func:`cli_output`); the library filters nothing. GPU runs: ``--dtype`` and
+``--device-map`` on every command that loads a model, ``--batch-size`` per step, and
+``run CONFIG --set KEY=VALUE`` for any config key (:func:`clas_lens.config.load`).
+
 Every subcommand that takes layers parses ``--layers`` with :func:`layer_spec` (the one layer
 spec of :class:`clas_lens.specs.LayerSpec`), and offers as choices the values the run
 configuration allows (:func:`clas_lens.config.allowed_values`, read from the consuming modules).
@@ -17,21 +25,105 @@ configuration allows (:func:`clas_lens.config.allowed_values`, read from the con
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+import warnings
+from typing import Any, Callable, Iterator, Sequence
 
 from clas_lens import checks
-from clas_lens.config import allowed_values
+from clas_lens import __version__
+from clas_lens.config import DEVICE_MAPS, allowed_values
 from clas_lens.errors import ClasLensError, DataValidationError
 from clas_lens.specs import LayerSpec, resolve_layers
-from clas_lens.vocab import DEFAULT_SITE, DEFAULT_STEER_LAYERS, UNSTEERED
+from clas_lens.vocab import DEFAULT_STEER_LAYERS, UNSTEERED
 
 INFO_PROMPTS = {
     "en": "The weather today is",
     "de": "Das Wetter heute ist",
     "sw": "Hali ya hewa leo ni",
 }
+
+
+_QUIET = False
+#: Packages whose warnings the command line does not show (their FutureWarnings and
+#: DeprecationWarnings concern their own next releases, not the user's results).
+THIRD_PARTY = (
+    "torch", "transformers", "transformer_lens", "accelerate", "datasets", "huggingface_hub", "tokenizers",
+    "safetensors", "einops", "numpy", "pandas", "scipy", "sklearn", "umap", "pynndescent", "numba", "plotly",
+    "kaleido", "tqdm",
+)
+
+
+def log(message: str) -> None:
+    """A log line on stderr (nothing under ``--quiet``); results go to stdout."""
+    if not _QUIET:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def cli_output(quiet: bool = False) -> Iterator[None]:
+    """While the command runs: third-party warnings hidden (transformers' logging at error
+    level too), and with ``quiet`` no log lines and no progress bars (tqdm's and
+    transformers'). Everything is restored afterwards.
+
+    >>> import warnings
+    >>> with cli_output():
+    ...     warnings.warn_explicit("old", FutureWarning, "x.py", 1, module="transformers.generation")
+    """
+    global _QUIET
+    import tqdm.std
+    from transformers.utils import logging as hf_logging
+
+    before = (_QUIET, hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), tqdm.std.tqdm.__init__)
+    init = before[3]
+
+    def silent_init(self, *a, **k):
+        k["disable"] = True
+        init(self, *a, **k)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(%s)(\.|$)" % "|".join(THIRD_PARTY))
+        warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+        hf_logging.set_verbosity_error()
+        _QUIET = bool(quiet)
+        if quiet:
+            hf_logging.disable_progress_bar()
+            tqdm.std.tqdm.__init__ = silent_init
+        try:
+            yield
+        finally:
+            _QUIET = before[0]
+            hf_logging.set_verbosity(before[1])
+            if before[2]:
+                hf_logging.enable_progress_bar()
+            tqdm.std.tqdm.__init__ = init
+
+
+def device_map_arg(text: str) -> str | dict:
+    """The argparse type of ``--device-map``: a placement name or a JSON table {module: device}.
+
+    >>> device_map_arg("auto"), device_map_arg('{"": 0}')
+    ('auto', {'': 0})
+    """
+    if text in DEVICE_MAPS:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not value:
+        raise argparse.ArgumentTypeError(f"--device-map {text!r}: use one of {', '.join(DEVICE_MAPS)} or a JSON table")
+    return value
+
+
+def load_cli_model(args: argparse.Namespace, device: Any = None):
+    """``load_model`` with the command's ``--model``, ``--device`` (or ``device``), ``--dtype``
+    and ``--device-map``."""
+    import clas_lens
+
+    return clas_lens.load_model(args.model, device=device or args.device, dtype=args.dtype, device_map=args.device_map)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -42,7 +134,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from clas_lens.generation import generate
 
     t0 = time.perf_counter()
-    model = clas_lens.load_model(args.model, device=args.device)
+    model = load_cli_model(args)
     load_s = time.perf_counter() - t0
     info = clas_lens.model_info(model)
     sites = clas_lens.neuron_sites(model)
@@ -153,16 +245,21 @@ def cmd_stats(args: argparse.Namespace) -> int:
     ctx = init_distributed(args.device)
     try:
         langs = split_list(args.langs)
-        corpus = load_corpus(args.corpus, langs=langs)
+        corpus = load_corpus(args.corpus, langs=langs, drop_incomplete=args.drop_incomplete)
+        if args.drop_incomplete and corpus.info["dropped"] and ctx.is_main:
+            d = corpus.info["dropped"]
+            log(f"dropped {len(d)} items missing a language (e.g. id {d[0]['id']!r}: {d[0]['reason']})")
         if args.limit:
             corpus = corpus.subset(ids=corpus.ids[: args.limit])
-        model = clas_lens.load_model(args.model, device=ctx.device)
-        layers = None if args.layers is None else resolve_layers(args.layers, clas_lens.neuron_sites(model).n_layers)
+        model = load_cli_model(args, device=ctx.device)
+        sites = clas_lens.neuron_sites(model)
+        site = args.site or ("act" if sites.gated else "post")  # 'post' of a gated MLP mixes in up(x)
+        layers = None if args.layers is None else resolve_layers(args.layers, sites.n_layers)
         t0 = time.perf_counter()
         stats = distributed_collect_stats(
             model,
             corpus,
-            site=args.site,
+            site=site,
             layers=layers,
             batch_size=args.batch_size,
             max_length=args.max_length,
@@ -175,7 +272,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if ctx.is_main:
             path = stats.save(args.out)
             tokens = sum(stats.n_tokens(lang) for lang in stats.langs)
-            print(
+            log(
                 f"wrote {path}: {len(stats.langs)} languages x {len(corpus)} items, {tokens:,} tokens, "
                 f"site {stats.site}, layers {stats.layers[0]}..{stats.layers[-1]}, "
                 f"{seconds:.1f} s on {ctx.world_size} process(es)"
@@ -212,12 +309,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The whole pipeline into a run directory, then a summary."""
     import time
 
-    from clas_lens.config import RunConfig, default_config_path
+    from clas_lens.config import default_config_path, load
     from clas_lens.pipeline import print_summary, run_pipeline
     from clas_lens.pipeline.run import check_config
 
     path = args.config or default_config_path()
-    cfg = RunConfig.from_toml(path)
+    cfg = load(path, args.set)
     if args.out_dir:
         cfg.run.out_dir = checks.text(args.out_dir, "--out-dir", nonempty=True)
     if args.check:
@@ -226,7 +323,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"config OK: {path}")
         return 0
     t0 = time.perf_counter()
-    run_dir = run_pipeline(cfg, restart=args.restart, figures=not args.no_figures)
+    run_dir = run_pipeline(cfg, restart=args.restart, figures=not args.no_figures, log=log)
     print(f"\nrun directory: {run_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
     print_summary(run_dir)
     return 0
@@ -252,7 +349,7 @@ def cmd_neurons(args: argparse.Namespace) -> int:
     neurons.save(args.out)
     counts = neurons.counts()
     _print_table(counts.groupby(["category", "lang"], dropna=False)["count"].sum().reset_index())
-    print(f"wrote {args.out}")
+    log(f"wrote {args.out}")
     return 0
 
 
@@ -275,21 +372,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from clas_lens.neurons import NeuronSet
     from clas_lens.stats import NeuronStats
 
-    model = clas_lens.load_model(args.model, device=args.device)
     langs = args.langs
-    task = clas_lens.load_task(args.task, langs=langs)
+    options = {k: getattr(args, k) for k in ("dataset", "hub_config", "hub_split", "data_files") if getattr(args, k)}
+    task = clas_lens.load_task(args.task, langs=langs, **options)  # before the model: bad data fails first
+    model = load_cli_model(args)
     conditions = {UNSTEERED: None}
     if args.neurons:
         neurons = NeuronSet.load(args.neurons)
         conditions["clas"] = clas_lens.ClasSteering(neurons, layers=args.layers, beta=args.beta, gamma=args.gamma)
         if args.stats:
             conditions["int_mu"] = clas_lens.SetNeurons.int_mu(neurons, NeuronStats.load(args.stats), layers=args.layers)
-    df = clas_lens.evaluate(model, task, langs, conditions, limit=args.limit)
+    df = clas_lens.evaluate(model, task, langs, conditions, limit=args.limit, batch_size=args.batch_size)
     df.attrs = {}
     _print_table(df[["task", "lang", "condition", "metric", "value", "ci_low", "ci_high", "n", "diff", "p_value"]])
     if args.out:
         atomic_write_text(args.out, df.to_csv(index=False))
-        print(f"wrote {args.out}")
+        log(f"wrote {args.out}")
     return 0
 
 
@@ -301,26 +399,34 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     from clas_lens.io import atomic_write_text
     from clas_lens.neurons import NeuronSet
 
-    model = clas_lens.load_model(args.model, device=args.device)
-    corpus = clas_lens.load_corpus(args.corpus, langs=args.langs)
+    corpus = clas_lens.load_corpus(args.corpus, langs=args.langs, drop_incomplete=args.drop_incomplete)
+    if args.drop_incomplete and corpus.info["dropped"]:
+        d = corpus.info["dropped"]
+        log(f"dropped {len(d)} items missing a language (e.g. id {d[0]['id']!r}: {d[0]['reason']})")
     if args.limit:
         corpus = corpus.subset(ids=corpus.ids[: args.limit])
-    reps = [clas_lens.residual_reps(model, corpus, pooling=args.pooling, condition=UNSTEERED)]
+    model = load_cli_model(args)
+    kw = {"pooling": args.pooling, "batch_size": args.batch_size}
+    reps = [clas_lens.residual_reps(model, corpus, condition=UNSTEERED, **kw)]
     if args.neurons:
         clas = clas_lens.ClasSteering(NeuronSet.load(args.neurons), layers=args.layers, beta=args.beta, gamma=args.gamma)
-        reps.append(clas_lens.residual_reps(model, corpus, pooling=args.pooling, intervention=clas, condition="clas"))
+        reps.append(clas_lens.residual_reps(model, corpus, intervention=clas, condition="clas", **kw))
     metrics = pd.concat([clas_lens.cluster_metrics(r) for r in reps], ignore_index=True)
     sil = metrics[(metrics.metric == "silhouette_cosine") & (metrics.lang == "all")]
     _print_table(sil.pivot_table(index="layer", columns="condition", values="value").reset_index())
     if args.out:
         atomic_write_text(args.out, metrics.to_csv(index=False))
-        print(f"wrote {args.out}")
+        log(f"wrote {args.out}")
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, *, device_help: str = "'cpu', 'cuda', 'cuda:1', 'mps'") -> None:
     p.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help=device_help)
+    p.add_argument("--dtype", default="float32", choices=list(allowed_values()["model.dtype"]),
+                   help="parameter dtype (default float32; bfloat16 for large models on a GPU)")
+    p.add_argument("--device-map", type=device_map_arg, default=None,
+                   help=f"place the model with an HF device map instead of --device: {', '.join(DEVICE_MAPS)} or a JSON table")
 
 
 def _steer_args(p: argparse.ArgumentParser) -> None:
@@ -336,6 +442,9 @@ def add_pipeline_commands(sub) -> None:
     run = sub.add_parser("run", help="the whole pipeline (stats, neurons, sweep, clusters, divergence test, figures)")
     run.add_argument("config", nargs="?", help="a TOML run config (default: the embedded demo config)")
     run.add_argument("--out-dir", help="override [run] out_dir")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, the value in TOML syntax (repeatable), e.g. --set model.dtype=bfloat16 "
+                     "--set \"eval.langs.xquad=['en','de']\"")
     run.add_argument("--restart", action="store_true",
                      help="empty an existing run directory (only one clas_lens made) and start again")
     run.add_argument("--check", action="store_true",
@@ -364,6 +473,12 @@ def add_pipeline_commands(sub) -> None:
     ev.add_argument("--stats", help="a stats.safetensors: with --neurons adds Int-mu")
     ev.add_argument("--limit", type=number(checks.positive_int, "--limit"), help="first N items per language")
     ev.add_argument("--out", help="write the tidy table as CSV")
+    ev.add_argument("--batch-size", type=number(checks.positive_int, "--batch-size"), default=32,
+                    help="sequences per forward pass (default 32)")
+    ev.add_argument("--dataset", help="xnli / xquad: the hub dataset id (default facebook/xnli, google/xquad)")
+    ev.add_argument("--hub-config", help="xnli / xquad: the dataset config per language, with {lang} (e.g. 'xquad.{lang}')")
+    ev.add_argument("--hub-split", help="xnli / xquad: the hub split (default test / validation)")
+    ev.add_argument("--data-files", help="local files in the task's schema instead: a path with {lang}, e.g. 'xnli/{lang}.jsonl'")
     _steer_args(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -375,6 +490,9 @@ def add_pipeline_commands(sub) -> None:
     cl.add_argument("--pooling", default="mean", choices=list(allowed_values()["clusters.pooling"]))
     cl.add_argument("--neurons", help="a neurons.safetensors: adds the after-CLAS condition")
     cl.add_argument("--out", help="write the metrics as CSV")
+    cl.add_argument("--batch-size", type=number(checks.positive_int, "--batch-size"), default=16,
+                    help="sentences per forward pass (default 16)")
+    cl.add_argument("--drop-incomplete", action="store_true", help="drop (and report) items missing a language")
     _steer_args(cl)
     cl.set_defaults(func=cmd_clusters)
 
@@ -384,11 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clas-lens",
         description="Cross-Lingual Activation Steering workbench (TransformerLens).",
     )
+    p.add_argument("--version", action="version", version=f"clas-lens {__version__}")
     p.add_argument("--debug", action="store_true", help="on an error, print the traceback (also accepted after the subcommand)")
+    p.add_argument("--quiet", action="store_true",
+                   help="results only: no log lines, no progress bars (also accepted after the subcommand)")
     sub = p.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="model card and a greedy continuation in en/de/sw")
-    info.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
-    info.add_argument("--device", default="cpu")
+    _model_args(info)
     info.add_argument("--max-new-tokens", type=number(checks.positive_int, "--max-new-tokens"), default=12)
     info.set_defaults(func=cmd_info)
 
@@ -399,11 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
         "`torchrun --nproc-per-node N -m clas_lens stats ...` (gloo on CPU, nccl on CUDA); "
         "rank 0 writes the file.",
     )
-    stats.add_argument("--model", default="default", help="'default', a local HF folder or a hub id")
+    _model_args(stats, device_help="'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun)")
     stats.add_argument("--corpus", default="default", help="'default', 'flores' or a JSON-lines file/folder")
+    stats.add_argument("--drop-incomplete", action="store_true", help="drop (and report) items missing a language")
     stats.add_argument("--out", required=True, help="output file (.safetensors)")
     stats.add_argument("--langs", nargs="+", help="languages (space- or comma-separated, each once; default: all)")
-    stats.add_argument("--site", default=DEFAULT_SITE, choices=list(allowed_values()["stats.site"]))
+    stats.add_argument("--site", default=None, choices=list(allowed_values()["stats.site"]),
+                       help="neuron site (default: act for a gated MLP, as Llama / Gemma / Qwen have, else post)")
     stats.add_argument("--layers", type=layer_spec, default=None, help="'all' (default), 'last:k', 'a-b' or e.g. '0,5,-1'")
     stats.add_argument("--limit", type=number(checks.non_negative_int, "--limit", zero_means="all"), default=0,
                        help="use the first N parallel items (0: all)")
@@ -413,7 +535,6 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--threshold", type=number(checks.finite_float, "--threshold", integer=False), default=0.0)
     stats.add_argument("--keep-bos", action="store_true", help="count the BOS token too")
     stats.add_argument("--per-sentence", action="store_true", help="also store per-sentence means")
-    stats.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (cuda:LOCAL_RANK under torchrun)")
     stats.add_argument("--threads", type=number(checks.non_negative_int, "--threads", zero_means="default"), default=0,
                        help="torch threads per process (0: default)")
     stats.set_defaults(func=cmd_stats)
@@ -441,10 +562,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     debug = "--debug" in argv[:cut]
-    argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
+    quiet = "--quiet" in argv[:cut]
+    argv = [a for i, a in enumerate(argv) if not (a in ("--debug", "--quiet") and i < cut)]
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with cli_output(quiet):
+            return int(args.func(args) or 0)
     except EXPECTED_ERRORS as e:
         if debug:
             traceback.print_exc()

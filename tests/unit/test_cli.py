@@ -105,8 +105,9 @@ limits = {{ cloze = 2 }}
 n_boot = 50
 """)
     assert main(["run", str(cfg), "--no-figures"]) == 0
-    out = capsys.readouterr().out
-    assert "run directory:" in out and "unsteered" in out and "divergence test" in out
+    printed = capsys.readouterr()
+    out = printed.out  # results on stdout, the pipeline's log lines on stderr
+    assert "run directory:" in out and "unsteered" in out and "divergence test" in printed.err
     run_dir = tmp_path / "runs" / "cli"
     assert main(["figures", str(run_dir), "--formats", "html"]) == 0
     assert "language_gains: html=" in capsys.readouterr().out
@@ -146,3 +147,69 @@ def test_cli_help_everywhere():
         with pytest.raises(SystemExit) as e:
             parser.parse_args([cmd, "--help"])
         assert e.value.code == 0
+
+
+# -- output conventions (results on stdout, logs and progress on stderr), GPU knobs ----------------
+def test_version_and_quiet(files, tmp_path, capsys):
+    import clas_lens
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"clas-lens {clas_lens.__version__}"
+    stats = tmp_path / "s.safetensors"
+    assert main(["stats", "--model", files["model"], "--corpus", files["corpus"], "--out", str(stats), "--quiet"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""  # no log line, no progress bar
+    assert main(["neurons", str(stats), "--out", str(tmp_path / "n.safetensors")]) == 0
+    printed = capsys.readouterr()
+    assert "category" in printed.out and "wrote" not in printed.out and "wrote" in printed.err
+
+
+def test_stats_site_defaults_to_act_for_gated_mlps(files, tmp_path, capsys):
+    from clas_lens.stats import NeuronStats
+    from clas_lens.testing import tiny_model_folder
+
+    for arch, site in (("llama", "act"), ("gpt2", "post")):
+        model = files["model"] if arch == "llama" else str(tiny_model_folder(arch, folder=tmp_path / arch))
+        out = tmp_path / f"{arch}.safetensors"
+        assert main(["stats", "--model", model, "--corpus", files["corpus"], "--out", str(out), "--limit", "2"]) == 0
+        assert NeuronStats.load(out).site == site
+    assert "site act" in capsys.readouterr().err
+
+
+def test_no_third_party_warnings_in_normal_output(files, capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["info", "--model", files["model"], "--max-new-tokens", "2"]) == 0
+    third_party = [w for w in caught if not str(w.filename).startswith(str(__import__("clas_lens").__path__[0]))]
+    assert third_party == [], [str(w.message)[:80] for w in third_party]
+    assert "past_key_values" not in capsys.readouterr().err
+
+
+def test_gpu_options_reach_the_code(files, tmp_path, monkeypatch, capsys):
+    import clas_lens
+
+    calls = []
+    real = clas_lens.load_model
+    monkeypatch.setattr(clas_lens, "load_model", lambda name, **kw: calls.append(kw) or real(name, **kw))
+    assert main(["info", "--model", files["model"], "--max-new-tokens", "1", "--dtype", "bfloat16", "--device-map", "auto"]) == 0
+    assert calls[-1] == {"device": "cpu", "dtype": "bfloat16", "device_map": "auto"}
+    p = build_parser()
+    a = p.parse_args(["eval", "--task", "xnli", "--dataset", "my/xnli", "--hub-config", "x_{lang}", "--hub-split", "validation",
+                      "--data-files", "x/{lang}.jsonl", "--batch-size", "4"])
+    assert (a.dataset, a.hub_config, a.hub_split, a.data_files, a.batch_size) == ("my/xnli", "x_{lang}", "validation", "x/{lang}.jsonl", 4)
+    assert p.parse_args(["clusters", "--batch-size", "3", "--drop-incomplete"]).batch_size == 3
+    assert p.parse_args(["run", "--set", "model.dtype=bfloat16", "--set", "model.device=cuda"]).set == [
+        "model.dtype=bfloat16", "model.device=cuda"]
+    assert p.parse_args(["info", "--device-map", '{"": 0}']).device_map == {"": 0}
+    with pytest.raises(SystemExit):
+        p.parse_args(["info", "--device-map", "everywhere"])
+    capsys.readouterr()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[eval]\ntasks = ["cloze"]\n')
+    assert main(["run", str(cfg), "--check", "--set", "model.dtype=bfloat16", "--set", f"run.out_dir='{tmp_path}'"]) == 0
+    assert "float16" in capsys.readouterr().out
+    assert main(["run", str(cfg), "--check", "--set", "model.dtype=int8"]) == 2
+    assert "'model.dtype' = 'int8'" in capsys.readouterr().err
