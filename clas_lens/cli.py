@@ -309,7 +309,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The whole pipeline into a run directory, then a summary."""
     import time
 
-    from clas_lens.config import default_config_path, load
+    from clas_lens.config import default_config_path, device_status, load
     from clas_lens.pipeline import print_summary, run_pipeline
     from clas_lens.pipeline.run import check_config
 
@@ -317,8 +317,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load(path, args.set)
     if args.out_dir:
         cfg.run.out_dir = checks.text(args.out_dir, "--out-dir", nonempty=True)
-    if args.check:
-        for note in check_config(cfg, restart=args.restart):
+    if args.check:  # the device is reported, not required: a GPU config checks on any machine
+        for note in check_config(cfg, restart=args.restart, devices=False) + [device_status(cfg)]:
             print(note)
         print(f"config OK: {path}")
         return 0

@@ -587,6 +587,27 @@ def check_inputs(cfg: RunConfig, *, devices: bool = True) -> list[str]:
     return notes
 
 
+def device_status(cfg: RunConfig) -> str:
+    """One line: whether the device ``cfg`` asks for is usable here (``run --check`` prints it
+    instead of refusing, so a GPU config can be checked on a machine without one; a run refuses).
+
+    >>> device_status(RunConfig())
+    'device: cpu'
+    """
+    m = cfg.model
+    if m.device_map:
+        return f"device: device_map {m.device_map!r} (accelerate places the model at run time)"
+    try:
+        _check_device_available(m.device)
+    except DataValidationError as e:
+        return f"device: {m.device} is NOT usable here ({e}); a run on this machine would stop before loading the model"
+    if m.device.startswith("cuda"):
+        import torch
+
+        return f"device: {m.device} ({torch.cuda.get_device_name(torch.device(m.device))}, {torch.cuda.device_count()} visible)"
+    return f"device: {m.device}"
+
+
 def _check_device_available(device: str) -> None:
     import torch
 

@@ -160,3 +160,14 @@ def test_paper_config_runs_end_to_end_on_a_tiny_model(name, local_data):
     saved = json.loads((run_dir / "run.json").read_text())["config"]
     assert saved["model"]["dtype"] == "float32" and saved["eval"]["langs"]["xquad"] == cfg.eval.langs["xquad"]
     assert any(line.startswith("task xquad: 12 languages") for line in logs)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_config_passes_run_check_offline(name, tmp_path, capsys):
+    from clas_lens.cli import main
+
+    path = CONFIGS / f"{name}.toml"
+    assert main(["run", str(path), "--check", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"config OK: {path}" in out and f"hub id '{PAPER[name]}'" in out and "device: cuda" in out
+    assert "task xquad: 12 languages" in out and "task xnli: 15 languages" in out
