@@ -205,10 +205,14 @@ class Reps:
         True
         """
         path = Path(path)
-        if path.exists():
-            if not path.is_dir():
-                raise FileExistsError(f"{path} exists and is a file; Reps.save writes a folder.")
-            if any(path.iterdir()) and not _is_saved_reps(path):
+        try:  # one listing (another writer may be replacing the folder right now)
+            names = {p.name for p in path.iterdir()}
+        except NotADirectoryError:
+            raise FileExistsError(f"{path} exists and is a file; Reps.save writes a folder.") from None
+        except FileNotFoundError:
+            names = set()
+        if names:
+            if not names & {_FILE, _V1_META}:
                 raise FileExistsError(
                     f"{path} is a non-empty folder that is not a saved Reps; refusing to replace "
                     "it. Save to a new sub-folder, e.g. path / 'reps_base'."
