@@ -41,6 +41,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from clas_lens.data.tasks.options import LENGTH_NORMS
+from clas_lens.checks import positive_int, require_finite
 from clas_lens.errors import DataValidationError
 from clas_lens.prefix import reuse_steps
 
@@ -200,7 +201,8 @@ def option_logprobs(
     True
     """
     score = _score_items if share_prefix else _score_items_full
-    return score(model, [_item(model.tokenizer, prompt, options)])
+    out = score(model, [_item(model.tokenizer, prompt, options)])
+    return require_finite(out, "option_logprobs: the option log-probabilities")  # NaN would be argmax-ed silently
 
 
 def option_token_counts(tokenizer, prompt: str, options: Sequence[str]) -> list[int]:
@@ -257,8 +259,7 @@ def score_choices(
     >>> [tuple(t.shape) for t in out]
     [(2,), (1,)]
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    positive_int(batch_size, "batch_size")
     tok = model.tokenizer
     per_item = [_item(tok, prompt, options) for prompt, options in items]
     batches: list[list[int]] = []
@@ -278,6 +279,7 @@ def score_choices(
     results: list[Tensor] = [torch.empty(0)] * len(per_item)
     for batch in tqdm(batches, desc="score", disable=not show, leave=False):
         scores = _score_items(model, [per_item[k] for k in batch]).float().cpu()
+        require_finite(scores, "score_choices: the option log-probabilities")
         start = 0
         for k in batch:
             n = len(per_item[k].conts)
