@@ -11,6 +11,8 @@ from clas_lens.metrics.calibration import simulate_null
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=2000)
+    ap.add_argument("--device", default="cpu", help="accepted like every bench script; no model runs here (CPU)")
+    ap.add_argument("--dtype", default="float32", help="accepted like every bench script; no model runs here")
     args = ap.parse_args()
     for n in (19, 300):
         for kind in ("binary", "continuous"):

@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=18)
     ap.add_argument("--d-model", type=int, default=640)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of --model (the synthetic part runs on the CPU)")
+    ap.add_argument("--dtype", default="float32", help="parameter dtype of --model: float32, bfloat16 or float16")
     ap.add_argument("--no-umap", action="store_true", help="skip the UMAP timings")
     ap.add_argument("--model", default=None, help="also time residual_reps on this model (e.g. 'default')")
     args = ap.parse_args()
@@ -107,7 +109,7 @@ def main() -> None:
         import clas_lens
         from clas_lens.clusters import residual_reps
 
-        model = clas_lens.load_model(args.model)
+        model = clas_lens.load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
         corpus = clas_lens.load_corpus("default", check_langid=False)
         corpus = corpus.subset(ids=corpus.ids[:32], langs=corpus.langs[:4])
         reps, dt = timed(lambda: residual_reps(model, corpus))

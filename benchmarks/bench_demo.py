@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="run config (default: the embedded demo.toml)")
     ap.add_argument("--model", default=None, help="override [model] name (default: the config's)")
     ap.add_argument("--device", default=None, help="override [model] device (default: the config's)")
+    ap.add_argument("--dtype", default=None, help="override [model] dtype (default: the config's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--formats", default=None, help="override [figures] formats, e.g. 'html'")
     ap.add_argument("--keep", default=None, help="copy the finished run directory here")
@@ -112,6 +113,8 @@ def main() -> None:
             text = _set_toml(text, "model", "name", args.model)
         if args.device:
             text = _set_toml(text, "model", "device", args.device)
+        if args.dtype:
+            text = _set_toml(text, "model", "dtype", args.dtype)
         if args.formats:
             text = _set_toml(text, "figures", "formats", [f for f in args.formats.split(",") if f])
         cfg_path = tmp / "bench_demo.toml"

@@ -17,12 +17,14 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, ...)")
+    ap.add_argument("--dtype", default="float32", help="parameter dtype: float32, bfloat16 or float16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import clas_lens
     from clas_lens.generation import generate_tokens
 
-    model = clas_lens.load_model(args.model)
+    model = clas_lens.load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     prompts = [
         "The weather today is",
         "Die Hauptstadt von Frankreich ist",

@@ -143,7 +143,7 @@ def worker(args) -> dict:
     torch.set_num_threads(1)
     import clas_lens
 
-    model = clas_lens.load_model(args.model)
+    model = clas_lens.load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     langs = args.langs.split(",")
     if args.worker == "time":
         corpus = _corpus(langs, args.n_time)
@@ -189,7 +189,8 @@ def worker(args) -> dict:
 
 
 def _spawn(args, mode) -> dict:
-    cmd = [sys.executable, __file__, "--worker", mode, "--model", args.model, "--langs", args.langs,
+    cmd = [sys.executable, __file__, "--worker", mode, "--model", args.model, "--device", args.device,
+           "--dtype", args.dtype, "--langs", args.langs,
            "--n-time", str(args.n_time), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -204,6 +205,8 @@ def main() -> None:
     ap.add_argument("--n-time", type=int, default=16, help="sentences per language for the timing run")
     ap.add_argument("--n-mem", type=int, default=50, help="sentences per language of the 1x memory corpus")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, ...)")
+    ap.add_argument("--dtype", default="float32", help="parameter dtype: float32, bfloat16 or float16")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, ...)")
+    ap.add_argument("--dtype", default="float32", help="parameter dtype: float32, bfloat16 or float16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -55,7 +57,7 @@ def main() -> None:
     from clas_lens.stats import collect_stats
     from clas_lens.steering import ClasSteering, steer
 
-    model = clas_lens.load_model(args.model)
+    model = clas_lens.load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         corpus = load_corpus("default", langs=["en", "de", "sw"])

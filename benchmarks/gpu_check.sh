@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of clas_lens, sized to finish within 8 minutes on one H100 or H200.
+# GPU check of clas_lens, sized to finish within 10 minutes on one H100 or H200.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root or anywhere
 #
@@ -10,7 +10,11 @@
 #    saves it, loads it with clas_lens.load_model(folder, device="cuda", dtype=torch.bfloat16)
 #    and runs the statistics and steering benchmarks on CUDA (benchmarks/gpu_bench.py);
 # 3. reruns benchmarks/bench_stats.py and bench_steering.py on that model when they accept
-#    --model/--device.
+#    --model/--device;
+# 4. sweep speed on that model (benchmarks/bench_sweep.py, bf16): prefix reuse of the blocks
+#    before the last 4 of 16 layers, per task (nli, cloze, lm), the option-scoring speed against
+#    the code before issue 16, and a short real run_sweep with and without reuse (wall ratio,
+#    largest per-item difference, predictions equal).
 # Prints `name: value` lines (ratios measured in one run, absolute figures for context).
 # The CPU part of gpu_bench.py is checked with: python benchmarks/gpu_bench.py --size tiny --device cpu
 set -euo pipefail
@@ -48,10 +52,14 @@ timeout 270 "$PY" benchmarks/gpu_bench.py --size 1b --device cuda --dtype bfloat
 for name in bench_stats bench_steering; do
     script="benchmarks/$name.py"
     if [ -f "$script" ] && "$PY" "$script" --help 2>/dev/null | grep -q -- "--device"; then
-        timeout 75 "$PY" "$script" --model "$MODEL" --device cuda \
+        timeout 75 "$PY" "$script" --model "$MODEL" --device cuda --dtype bfloat16 \
             || echo "# $name failed or timed out (rc $?)"
     else
         echo "# $name: skipped (missing, or no --model/--device options)"
     fi
 done
+# Sweep speed with prefix reuse (~1-2 min; hard limit 2.5 min).
+timeout 150 "$PY" benchmarks/bench_sweep.py --model "$MODEL" --device cuda --dtype bfloat16 \
+    --tasks nli,cloze,lm --limit 64 --repeats 3 --sweep --threads 4 --prefix llama_1b_cuda_ \
+    || echo "# bench_sweep failed or timed out (rc $?)"
 echo "gpu_check_total_s: $(( $(date +%s) - START ))"

@@ -100,12 +100,13 @@ def _item(tokenizer, prompt: str, options: Sequence[str]) -> _Item:
 def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
     """Summed log-prob of every option of ``items`` (rows in item order), prefix computed once.
 
-    Pass 1 runs each item's shared prefix (left padded) and keeps its KV cache and the logits
-    of its last position; pass 2 runs every option's continuation (right padded) on top of its
-    item's cached prefix, unembedding only the positions that predict a next option token (no
-    pass 2 at all when every continuation is one token long). Equal to scoring ``prompt +
-    option`` sequences one by one (tested), with each prompt computed once instead of once per
-    option. Inside :func:`clas_lens.prefix.reuse_prefix` both passes form one
+    Pass 1 runs each item's shared prefix (left padded) and keeps the logits of its last
+    position, which score every option's first token; pass 2 runs the options of more than one
+    token (right padded) on top of their item's KV cache from pass 1, unembedding only the
+    positions that predict a next option token (no pass 2, and no cache, when every option is
+    one token long). Equal to scoring ``prompt + option`` sequences one by one (tested), with
+    each prompt computed once instead of once per option. Inside
+    :func:`clas_lens.prefix.reuse_prefix` both passes form one
     :func:`~clas_lens.prefix.reuse_steps` unit: the blocks before the scope's first edited
     layer run once per batch of items, whatever the steering.
     """
@@ -119,46 +120,67 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
         p_ids[i, p_width - len(it.prefix):] = torch.tensor(it.prefix, device=dev)
         p_mask[i, p_width - len(it.prefix):] = 1
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-    owner = [i for i, it in enumerate(items) for _ in it.conts]
+    owner = torch.tensor([i for i, it in enumerate(items) for _ in it.conts], device=dev)
     conts = [c for it in items for c in it.conts]
-    n_scored = [n for it in items for n in it.n_scored]
-    rows = len(conts)
-    c_width = max(len(c) for c in conts)
-    c_ids = torch.full((rows, c_width), pad, dtype=torch.long, device=dev)
-    c_mask = torch.zeros((rows, c_width), dtype=torch.long, device=dev)
-    for r, c in enumerate(conts):
-        c_ids[r, : len(c)] = torch.tensor(c, device=dev)
-        c_mask[r, : len(c)] = 1
-    owner_t = torch.tensor(owner, device=dev)
-    tok_lp = torch.empty((rows, c_width), dtype=torch.float32, device=dev)
-    with reuse_steps(model, p_ids, p_mask, c_ids, c_mask, owner_t) as step:
+    n_scored = torch.tensor([n for it in items for n in it.n_scored], device=dev)
+    lengths = torch.tensor([len(c) for c in conts], device=dev)
+    multi = [r for r, c in enumerate(conts) if len(c) > 1]  # the rows that need pass 2
+    c_width = max((len(conts[r]) for r in multi), default=1)
+    c_ids = torch.full((len(multi), c_width), pad, dtype=torch.long, device=dev)
+    c_mask = torch.zeros((len(multi), c_width), dtype=torch.long, device=dev)
+    for j, r in enumerate(multi):
+        c_ids[j, : len(conts[r])] = torch.tensor(conts[r], device=dev)
+        c_mask[j, : len(conts[r])] = 1
+    multi_t = torch.tensor(multi, dtype=torch.long, device=dev)
+    m_owner = owner[multi_t]
+    with reuse_steps(model, p_ids, p_mask, c_ids, c_mask, m_owner) as step:
         with step():
-            if c_width > 1:
+            if multi:
                 first_logits, cache = model(
                     p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True,
                     return_type="logits_and_cache", logits_to_keep=1,
                 )
-            else:  # no option token is predicted by another option token: no pass 2, no cache
+            else:
                 first_logits = model(p_ids, attention_mask=p_mask, position_ids=p_pos, logits_to_keep=1)
         first_lp = torch.log_softmax(first_logits[:, -1, :].float(), dim=-1)  # [item, vocab]
-        # token k of a continuation is predicted by the prefix's last position (k = 0) or by
-        # continuation position k - 1.
-        tok_lp[:, 0] = first_lp[owner_t].gather(-1, c_ids[:, :1]).squeeze(-1)
-        if c_width > 1:
-            cache.batch_select_indices(owner_t)
-            mask = torch.cat([p_mask[owner_t], c_mask], dim=1)
-            c_pos = p_mask.sum(-1)[owner_t].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
+        # token 0 of an option is predicted by its prompt's last position, token k > 0 by
+        # option position k - 1; token k is scored when k >= length - n_scored.
+        first_tok = torch.tensor([c[0] for c in conts], device=dev)
+        total = first_lp[owner, first_tok] * (n_scored >= lengths)
+        if multi:
+            cache.batch_select_indices(m_owner)
+            mask = torch.cat([p_mask[m_owner], c_mask], dim=1)
+            c_pos = p_mask.sum(-1)[m_owner].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
             keep = torch.arange(c_width - 1, device=dev)  # the last position predicts nothing
             with step():
                 logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
                                logits_to_keep=keep)
-            lp = torch.log_softmax(logits.float(), dim=-1)  # [row, c_width - 1, vocab]
-            tok_lp[:, 1:] = lp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    lengths = c_mask.sum(-1)
-    k = torch.arange(c_width, device=dev).unsqueeze(0)
-    n_sc = torch.tensor(n_scored, device=dev).unsqueeze(1)
-    scored = (k < lengths.unsqueeze(1)) & (k >= lengths.unsqueeze(1) - n_sc)
-    return (tok_lp * scored).sum(dim=-1)
+            lp = torch.log_softmax(logits.float(), dim=-1)  # [multi row, c_width - 1, vocab]
+            rest = lp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            k = torch.arange(1, c_width, device=dev).unsqueeze(0)
+            m_len = lengths[multi_t].unsqueeze(1)
+            scored = (k < m_len) & (k >= m_len - n_scored[multi_t].unsqueeze(1))
+            total = total.index_add(0, multi_t, (rest * scored).sum(dim=-1))
+    return total
+
+
+def _batches(items: Sequence[_Item], batch_size: int) -> list[list[int]]:
+    """Consecutive items packed so that each forward pass of :func:`_score_items` holds at most
+    ``batch_size`` sequences: prompts (pass 1) and options of more than one token (pass 2). An
+    item's options are never split (an item with more long options gets a batch of its own)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    n_long = 0
+    for k, item in enumerate(items):
+        long = sum(len(c) > 1 for c in item.conts)
+        if current and (len(current) + 1 > batch_size or n_long + long > batch_size):
+            batches.append(current)
+            current, n_long = [], 0
+        current.append(k)
+        n_long += long
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _score_items_full(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
@@ -249,9 +271,9 @@ def score_choices(
 ) -> list[Float[Tensor, " option"]]:
     """``option_logprobs`` for many ``(prompt, options)`` items, without grad.
 
-    Rows (one per option) of consecutive items are packed into batches of at most
-    ``batch_size`` rows (an item's options are never split). Returns one CPU float tensor per
-    item, divided by each option's length when ``length_norm`` is ``"tokens"`` or ``"chars"``
+    Consecutive items are packed into batches of at most ``batch_size`` prompts, whose options
+    of more than one token number at most ``batch_size`` too (the sequences of the two forward
+    passes; an item's options are never split). Returns one CPU float tensor per item, divided by each option's length when ``length_norm`` is ``"tokens"`` or ``"chars"``
     (:func:`length_normalise`).
 
     >>> from clas_lens.testing import tiny_model
@@ -260,19 +282,8 @@ def score_choices(
     [(2,), (1,)]
     """
     positive_int(batch_size, "batch_size")
-    tok = model.tokenizer
-    per_item = [_item(tok, prompt, options) for prompt, options in items]
-    batches: list[list[int]] = []
-    current: list[int] = []
-    n_rows = 0
-    for k, item in enumerate(per_item):
-        if current and n_rows + len(item.conts) > batch_size:
-            batches.append(current)
-            current, n_rows = [], 0
-        current.append(k)
-        n_rows += len(item.conts)
-    if current:
-        batches.append(current)
+    per_item = [_item(model.tokenizer, prompt, options) for prompt, options in items]
+    batches = _batches(per_item, batch_size)
     from tqdm.auto import tqdm
 
     show = progress if progress is not None else len(batches) >= 8
