@@ -124,7 +124,8 @@ def test_any_language_code_the_corpus_has():
 
 
 def test_load_with_overrides(tmp_path):
-    cfg = config.load(overrides=["model.dtype=bfloat16", "eval.tasks=['cloze']", "eval.langs.cloze=['en', 'de']"])
+    cfg = config.load(overrides=["model.dtype=bfloat16", "eval.tasks=['cloze']", "eval.gain_task=cloze",
+                                 "eval.gain_metric=accuracy", "eval.langs.cloze=['en', 'de']"])
     assert cfg.model.dtype == "bfloat16" and cfg.task_langs("cloze") == ["en", "de"]
     assert config.load(overrides={"model.device_map": "auto"}).model.device_map == "auto"
     with pytest.raises(DataValidationError, match="use KEY=VALUE"):
