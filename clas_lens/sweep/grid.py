@@ -19,6 +19,7 @@ import itertools
 import warnings
 from typing import Any, Mapping, Sequence
 
+from clas_lens.checks import float_list, positive_int, unique_langs
 from clas_lens.errors import DataValidationError
 from clas_lens.specs import LayerSpec, check_value_name
 from clas_lens.steering import SHARED_OPTIONS, SUPPRESS_OPTIONS
@@ -203,10 +204,11 @@ class SweepGrid:
         self.langs = tuple(self.langs)
         self.tasks = tuple(self.tasks)
         self.methods = tuple(self.methods)
-        self.alphas = tuple(float(a) for a in self.alphas)
-        self.betas = tuple(float(b) for b in self.betas)
-        self.gammas = tuple(float(g) for g in self.gammas)
-        self.strengths = tuple(float(s) for s in self.strengths)
+        # lists of finite numbers: "12" is not [1.0, 2.0], NaN is not a strength
+        self.alphas = tuple(float_list(self.alphas, "SweepGrid.alphas", nonempty=False))
+        self.betas = tuple(float_list(self.betas, "SweepGrid.betas", nonempty=False))
+        self.gammas = tuple(float_list(self.gammas, "SweepGrid.gammas", nonempty=False))
+        self.strengths = tuple(float_list(self.strengths, "SweepGrid.strengths", nonempty=False))
         self.layers = tuple(layer_option(l) for l in self.layers)
         self.mu_values = tuple(mu_value(v) for v in self.mu_values)
         self.neuron_seeds = tuple(param_value("neuron_seed", v) for v in self.neuron_seeds)
@@ -217,6 +219,7 @@ class SweepGrid:
             raise DataValidationError(f"SweepGrid.task_options names task(s) {unknown} that are not in tasks={list(self.tasks)}.")
         if not self.langs:
             raise DataValidationError("SweepGrid needs at least one language (langs=[...]).")
+        unique_langs(list(self.langs), "SweepGrid.langs")
         if not self.tasks:
             raise DataValidationError("SweepGrid needs at least one task (tasks=[...]).")
         bad = [m for m in self.methods if m not in method_names()]
@@ -236,8 +239,9 @@ class SweepGrid:
                 raise DataValidationError(f"SweepGrid.{name}={value!r}: choose one of {list(allowed)}.")
         if not 0.0 < self.confidence < 1.0:
             raise DataValidationError(f"SweepGrid.confidence={self.confidence} must be in (0, 1), e.g. 0.95.")
-        if self.limit is not None and int(self.limit) < 1:
-            raise DataValidationError("SweepGrid.limit must be >= 1 or None.")
+        positive_int(self.limit, "SweepGrid.limit", none_ok=True)
+        positive_int(self.n_boot, "SweepGrid.n_boot")
+        positive_int(self.batch_size, "SweepGrid.batch_size")
 
     def _checked_method_params(self, given: Mapping) -> dict[str, dict[str, tuple]]:
         out: dict[str, dict[str, tuple]] = {}
