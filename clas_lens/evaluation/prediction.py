@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from clas_lens.checks import positive_int
 from clas_lens.data.tasks import Task
 from clas_lens.data.tasks.base import option_prefix
 from clas_lens.data.tasks.options import check_length_norm
@@ -74,10 +75,9 @@ def predict(
     """
     if not isinstance(task, Task) and callable(getattr(task, "predict", None)):
         return task.predict(model, lang, limit=limit, batch_size=batch_size)
+    positive_int(batch_size, "batch_size")
     items = task.items(lang)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}.")
+    if positive_int(limit, "limit", none_ok=True) is not None:
         items = items[:limit]
     if task.mode == "choice":
         norm = check_length_norm(length_norm if length_norm is not None else getattr(task, "length_norm", "none"))

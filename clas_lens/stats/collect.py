@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from clas_lens.checks import finite_float, positive_int
 from clas_lens.data.corpus import as_corpus
 from clas_lens.errors import DataValidationError
 from clas_lens.models import model_info
@@ -131,6 +132,9 @@ def collect_stats(
     ([1], torch.Size([1, 2, 64]))
     """
     check_site(site)
+    positive_int(batch_size, "batch_size")
+    positive_int(max_length, "max_length", none_ok=True)
+    finite_float(threshold, "threshold")
     if truncation not in ("warn", "error"):
         raise ValueError(f"truncation={truncation!r}: use 'warn' or 'error'.")
     if padding_side not in ("left", "right"):
