@@ -309,7 +309,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The whole pipeline into a run directory, then a summary."""
     import time
 
-    from clas_lens.config import default_config_path, device_status, load
+    from clas_lens.config import default_config_path, load
+    from clas_lens.pipeline.inputs import device_status
     from clas_lens.pipeline import print_summary, run_pipeline
     from clas_lens.pipeline.run import check_config
 

@@ -8,7 +8,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from clas_lens.config import RunConfig, check_inputs
+from clas_lens.config import RunConfig
+from clas_lens.pipeline.inputs import check_inputs
 from clas_lens.data.corpus import load_corpus
 from clas_lens.io import atomic_write_json
 from clas_lens.models import load_model, model_info
@@ -119,7 +120,7 @@ def _run_steps(cfg: RunConfig, run_dir: Path, identity: str, corpus_all, tasks, 
 def check_config(cfg: RunConfig, *, restart: bool = False, devices: bool = True) -> list[str]:
     """Every check of ``cfg`` that needs no model, without writing anything (``clas-lens run
     --check``): the values (already checked by :meth:`RunConfig.from_dict`), the run name, the
-    inputs it names (:func:`~clas_lens.config.check_inputs`), the gain metric, and whether a run
+    inputs it names (:func:`~clas_lens.pipeline.inputs.check_inputs`), the gain metric, and whether a run
     could use the run directory (``restart``: as ``run --restart`` would). Returns what a run
     would use, one line each.
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from clas_lens import config
-from clas_lens.config import RunConfig, check_inputs
+from clas_lens.config import RunConfig
+from clas_lens.pipeline.inputs import check_inputs
 from clas_lens.data.corpus import ParallelCorpus, load_corpus
 from clas_lens.errors import DataValidationError
 from clas_lens.models import DTYPES, load_model

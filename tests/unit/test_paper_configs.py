@@ -17,6 +17,7 @@ import pytest
 from clas_lens import config
 from clas_lens.languages import XNLI_LANGS, XQUAD_LANGS
 from clas_lens.pipeline import run_pipeline
+from clas_lens.pipeline.inputs import check_inputs
 from clas_lens.pipeline.steps import check_gain_metric, sweep_grid
 from clas_lens.sweep.methods import control_methods
 
@@ -134,7 +135,7 @@ def test_paper_config_is_the_papers_setting_and_passes_the_checks_offline(name):
     assert s.layers == "last:4" and len(s.betas) >= 3 and len(s.gammas) >= 3 and s.alphas == [1.0]
     assert {"clas", "int_mu", "lape_deactivate", "diffmean"} | set(control_methods()) == set(s.methods)
     assert cfg.stats.site == "act" and raw["eval"]["limits"] == {}
-    notes = config.check_inputs(cfg, devices=False)  # offline: the hub is named, never fetched
+    notes = check_inputs(cfg, devices=False)  # offline: the hub is named, never fetched
     assert any(PAPER[name] in n and "hub id" in n for n in notes)
     check_gain_metric(cfg)
     assert sweep_grid(cfg, "xquad").all_langs == cfg.task_langs("xquad")
