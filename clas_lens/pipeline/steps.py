@@ -1,41 +1,52 @@
 """The pipeline's computing steps, each resumable from the files it leaves in the run directory.
 
-1. neuron statistics on the parallel corpus (``stats.safetensors``; also cached across runs
-   under the clas_lens cache, keyed by model weights, corpus content and settings);
-2. neuron identification (``neurons.safetensors``, counts and overlap CSVs);
-3. the inputs some sweep methods need: Int-mu quantiles (``quantiles.safetensors``, for
-   ``"median"`` / ``"pNN"`` values) and residual means (``residual_means.safetensors``, for
-   ``diffmean``);
-4. the steering sweep per task (``sweeps/<task>/sweep/cells.jsonl``, one line per finished cell);
-5. residual-stream representations unsteered and under CLAS (``reps/unsteered``,
-   ``reps/clas``), cluster metrics and their deltas (``clusters/*.csv``);
-6. the functional-divergence test (``clusters/divergence.csv``) and a 2-D projection.
+The design (docs/methods.md, "Evaluation"): neurons are found on the corpus's ``stats`` split,
+settings chosen on ``dev``, everything reported measured on held-out ``test`` items
+(:mod:`~clas_lens.pipeline.corpora`).
+
+1. :func:`stats_step`: neuron statistics of the ``stats`` sentences (``stats.safetensors``, also
+   cached across runs, keyed by model weights, sentences and settings) and, from the same
+   forward pass, their split-half stability (``neurons_stability.csv``,
+   :mod:`~clas_lens.pipeline.neuron_checks`);
+2. :func:`neurons_step`: identification (``neurons.safetensors``, counts and overlap CSVs);
+3. the inputs some sweep methods need: Int-mu quantiles (``quantiles.safetensors``) and residual
+   means (``residual_means.safetensors``, for ``diffmean``);
+4. :func:`sweep_step`: every evaluation under interventions -- the positive control
+   (``control/``), the dev sweep and the choice of each method's setting (``sweep_dev.csv``,
+   ``selection.csv``, ``selection.json``), the test sweep of every task with the controls of
+   CLAS (``sweeps/test/<task>/``, ``sweep.csv``) (:mod:`~clas_lens.pipeline.sweeps`);
+5. :func:`clusters_step`: residual reps of held-out sentences unsteered and under CLAS, cluster
+   metrics and deltas (:mod:`~clas_lens.pipeline.geometry`);
+6. :func:`divergence_step`: the divergence test and a 2-D projection, then the closing summary
+   (``summary.md``, ``summary/*.csv``, :mod:`~clas_lens.pipeline.summary_md`).
 """
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from clas_lens.clusters import Reps, cluster_metrics, compare_reps, divergence_test, project, residual_reps
 from clas_lens.config import RunConfig
 from clas_lens.data.hub import DatasetUnavailableError
 from clas_lens.data.tasks import Task, load_task, task_spec
-from clas_lens.errors import DataValidationError
-from clas_lens.io import load_tensors, save_tensors, sha256_json
+from clas_lens.errors import DataValidationError, MismatchError
+from clas_lens.io import atomic_write_json, load_tensors, read_json, save_tensors, sha256_json
 from clas_lens.models import cache_dir, model_info
 from clas_lens.neurons import NeuronSet, identify_neurons
+from clas_lens.pipeline import geometry
+from clas_lens.pipeline.corpora import STATS_SPLIT, corpus_part
+from clas_lens.pipeline.geometry import clas_setting, clas_template, clusters_step, language_gains, resolved_layers
+from clas_lens.pipeline.neuron_checks import STABILITY_CSV, positive_control_step, stats_with_stability
 from clas_lens.pipeline.rundir import write_csv
+from clas_lens.pipeline.summary_md import write_summary
+from clas_lens.pipeline.sweeps import design_grid, dev_sweep_step, layer_options, report_sweep_step, selection_step
 from clas_lens.sites import neuron_sites
-from clas_lens.specs import LayerSpec, quantile_level
-from clas_lens.stats import NeuronStats, ResidualMeans, collect_quantiles, collect_stats, residual_means
-from clas_lens.steering import ClasSteering
-from clas_lens.sweep import SweepGrid, load_sweep, run_sweep
-from clas_lens.vocab import UNSTEERED
+from clas_lens.specs import resolve_layers, quantile_level
+from clas_lens.stats import NeuronStats, ResidualMeans, collect_quantiles, residual_means
+from clas_lens.sweep import SweepGrid
 
 __all__ = [
     "FOCUS_KEYS",
@@ -51,55 +62,38 @@ __all__ = [
     "clusters_step",
     "language_gains",
     "divergence_step",
+    "resolved_layers",
+    "clas_template",
 ]
 
-#: The CLAS setting the cluster analysis and divergence test use (from the sweep grid).
+#: The CLAS strengths of :func:`focus_setting`.
 FOCUS_KEYS = ("alpha", "beta", "gamma")
 _QUANTILES_FORMAT = "clas_lens.quantiles/1"
 _RESID_FORMAT = "clas_lens.residual_means/1"
+_STATS_REF = "stats_corpus.json"
 Log = Callable[[str], None]
 
 
-def focus_setting(cfg: RunConfig) -> dict[str, float]:
-    """The CLAS strengths used for clusters and the divergence test: the strongest beta of
-    the sweep with the first alpha and gamma.
+def focus_setting(cfg: RunConfig, run_dir: Path | None = None) -> dict[str, float]:
+    """CLAS's strengths as the clusters, the divergence test and the summary use them: those
+    chosen on dev (``selection.json`` of ``run_dir``), else the strongest beta of the grid with
+    the first alpha and gamma.
 
     >>> focus_setting(RunConfig())
     {'alpha': 1.0, 'beta': 0.5, 'gamma': 0.2}
     """
-    s = cfg.steering
-    return {"alpha": float(s.alphas[0]), "beta": float(max(s.betas)), "gamma": float(s.gammas[0])}
+    setting = clas_setting(cfg, run_dir)
+    return {k: float(setting[k]) for k in FOCUS_KEYS}
 
 
 def sweep_grid(cfg: RunConfig, task: str) -> SweepGrid:
-    """The sweep of one task that ``cfg`` describes.
+    """The sweep of one task over every value ``cfg`` lists, on all its items (the pipeline
+    runs :func:`~clas_lens.pipeline.sweeps.design_grid` on dev, then on test).
 
     >>> sweep_grid(RunConfig(), "cloze").methods
     ('clas', 'int_mu')
     """
-    s = cfg.steering
-    options = cfg.task_options(task)
-    return SweepGrid(
-        langs=[l for l in cfg.task_langs(task) if l != cfg.corpus.anchor],
-        anchor=cfg.corpus.anchor,
-        tasks=[task],
-        task_options={task: options} if options else {},
-        batch_size=cfg.eval.batch_size,
-        methods=list(s.methods),
-        alphas=s.alphas,
-        betas=s.betas,
-        gammas=s.gammas,
-        layers=[s.layers],
-        mu_values=s.mu_values,
-        strengths=s.strengths,
-        positions=s.positions,
-        shared=s.shared,
-        suppress=s.suppress,
-        limit=cfg.eval.limits.get(task),
-        seed=cfg.run.seed,
-        n_boot=cfg.eval.n_boot,
-        confidence=cfg.eval.confidence,
-    )
+    return design_grid(cfg, task)
 
 
 def load_eval_tasks(cfg: RunConfig) -> dict[str, Task]:
@@ -140,31 +134,58 @@ def check_gain_metric(cfg: RunConfig, tasks: dict[str, Task] | None = None) -> N
         )
 
 
+def _stats_ref(corpus) -> dict[str, Any]:
+    return {"split": STATS_SPLIT, "n_items": len(corpus), "corpus_hash": corpus.hash()}
+
+
 def stats_step(cfg: RunConfig, model, corpus, run_dir: Path, log: Log) -> NeuronStats:
-    """``stats.safetensors`` (reused, or from the cross-run cache, or collected)."""
-    path = run_dir / "stats.safetensors"
+    """``stats.safetensors`` of the first ``[corpus] stats_limit`` ``stats`` sentences (reused,
+    or from the cross-run cache, or collected) and their split-half stability
+    (``neurons_stability.csv``, same pass). ``corpus``: the run's corpus or its stats part.
+
+    Raises:
+        MismatchError: the run directory holds statistics of other sentences (a run of an
+            earlier release, which read the first items of the whole corpus).
+    """
+    run_dir = Path(run_dir)
+    corpus = corpus_part(cfg, STATS_SPLIT, cfg.corpus.stats_limit, corpus)
+    path, stab_path, ref_path = run_dir / "stats.safetensors", run_dir / STABILITY_CSV, run_dir / _STATS_REF
+    ref, k = _stats_ref(corpus), int(cfg.neurons.stability_splits)
     if path.exists():
-        stats = NeuronStats.load(path)
-        stats.check_model(model, cfg.stats.site)
-        log(f"statistics: reused {path}")
-        return stats
-    key = sha256_json(
-        {"model": model_info(model).weights_sha256, "corpus": corpus.hash(), "stats": dataclasses.asdict(cfg.stats)}
-    )[:24]
-    cached = cache_dir() / "stats" / f"{key}.safetensors"
-    if cached.exists():
+        if (read_json(ref_path) if ref_path.exists() else None) != ref:
+            raise MismatchError(
+                f"{path} holds statistics of other sentences than the first {len(corpus)} of the corpus's "
+                f"{STATS_SPLIT!r} split. Use another run name ([run] name = ...) or pass --restart."
+            )
+        if k == 0 or stab_path.exists():
+            stats = NeuronStats.load(path)
+            stats.check_model(model, cfg.stats.site)
+            log(f"statistics: reused {path}")
+            return stats
+    n = cfg.neurons
+    key = sha256_json({
+        "model": model_info(model).weights_sha256, "corpus": corpus.hash(), "stats": dataclasses.asdict(cfg.stats),
+        "stability": {"splits": k, "seed": cfg.run.seed, "method": n.method, "params": n.params} if k else None,
+    })[:24]
+    cached, cached_stab = cache_dir() / "stats" / f"{key}.safetensors", cache_dir() / "stats" / f"{key}.stability.csv"
+    table = None
+    if cached.exists() and (k == 0 or cached_stab.exists()):
         stats = NeuronStats.load(cached)
         stats.check_model(model, cfg.stats.site)
+        table = pd.read_csv(cached_stab) if k else None
         log(f"statistics: reused the cached {cached}")
     else:
         t0 = time.perf_counter()
-        stats = collect_stats(
-            model, corpus, site=cfg.stats.site, batch_size=cfg.stats.batch_size,
-            threshold=cfg.stats.threshold, max_length=cfg.stats.max_length,
-        )
+        stats, table = stats_with_stability(cfg, model, corpus)
         stats.save(cached)
-        log(f"statistics: {len(corpus)} items x {len(corpus.langs)} languages in {time.perf_counter() - t0:.0f} s")
+        if table is not None:
+            write_csv(table, cached_stab)
+        log(f"statistics: {len(corpus)} {STATS_SPLIT} items x {len(corpus.langs)} languages"
+            f"{f' with {k} split halves' if k else ''} in {time.perf_counter() - t0:.0f} s")
     stats.save(path)
+    if table is not None:
+        write_csv(table, stab_path)
+    atomic_write_json(ref_path, ref)
     return stats
 
 
@@ -182,16 +203,18 @@ def neurons_step(cfg: RunConfig, stats: NeuronStats, run_dir: Path) -> NeuronSet
 
 
 def quantiles_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: Log) -> tuple[Any, list | None]:
-    """Int-mu quantiles of the specific neurons, when ``[steering] mu_values`` names any."""
+    """Int-mu quantiles of the specific neurons on the ``stats`` sentences, when ``[steering]
+    mu_values`` names any."""
     levels = [v for v in cfg.steering.mu_values if isinstance(v, str) and quantile_level(v) is not None]
     if "int_mu" not in cfg.steering.methods or not levels:
         return None, None
-    path = run_dir / "quantiles.safetensors"
+    path = Path(run_dir) / "quantiles.safetensors"
     if path.exists():
         meta, tensors = load_tensors(path, _QUANTILES_FORMAT, "quantiles")
         if meta.get("levels") == levels:
             return {l: tensors[f"q/{l}"] for l in meta["langs"]}, levels
     t0 = time.perf_counter()
+    corpus = corpus_part(cfg, STATS_SPLIT, cfg.corpus.stats_limit, corpus)
     q = collect_quantiles(model, corpus, neurons.mask("specific"), levels, site=cfg.stats.site, langs=cfg.corpus.langs,
                           batch_size=cfg.stats.batch_size)
     save_tensors(path, {f"q/{l}": t for l, t in q.items()}, {"levels": levels, "langs": list(q)}, _QUANTILES_FORMAT)
@@ -200,98 +223,43 @@ def quantiles_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: L
 
 
 def residual_means_step(cfg: RunConfig, model, corpus, run_dir: Path, log: Log) -> ResidualMeans | None:
-    """Residual means of every language at the steered layers, when the sweep has ``diffmean``."""
+    """Residual means of every language on the ``stats`` sentences at every layer a layer
+    option steers, when the sweep has ``diffmean``."""
     if "diffmean" not in cfg.steering.methods:
         return None
-    path = run_dir / "residual_means.safetensors"
+    path = Path(run_dir) / "residual_means.safetensors"
     if path.exists():
         meta, tensors = load_tensors(path, _RESID_FORMAT, "residual means")
         return ResidualMeans(layers=meta["layers"], means={l: tensors[f"means/{l}"] for l in meta["langs"]},
                              n_tokens=meta["n_tokens"], model_info=meta["model_info"])
     t0 = time.perf_counter()
-    rm = residual_means(model, corpus, layers=cfg.steering.layers, langs=cfg.corpus.langs, batch_size=cfg.stats.batch_size)
+    n_layers = neuron_sites(model).n_layers
+    layers = sorted({l for spec in layer_options(cfg.steering.layers) for l in resolve_layers(spec, n_layers)})
+    corpus = corpus_part(cfg, STATS_SPLIT, cfg.corpus.stats_limit, corpus)
+    rm = residual_means(model, corpus, layers=layers, langs=cfg.corpus.langs, batch_size=cfg.stats.batch_size)
     meta = {"layers": rm.layers, "langs": rm.langs, "n_tokens": rm.n_tokens, "model_info": rm.model_info}
     save_tensors(path, {f"means/{l}": m for l, m in rm.means.items()}, meta, _RESID_FORMAT)
     log(f"residual means: {time.perf_counter() - t0:.0f} s")
     return rm
 
 
-def sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, **inputs: Any) -> pd.DataFrame:
-    """Every task's sweep (``sweeps/<task>/``) and their table ``sweep.csv``."""
-    frames = []
-    for task in cfg.eval.tasks:
-        grid = sweep_grid(cfg, task)
-        t0 = time.perf_counter()
-        run_sweep(model, run_dir / "sweeps" / task, grid, **inputs)
-        frames.append(load_sweep(run_dir / "sweeps" / task))
-        log(f"sweep {task}: {len(grid.cells())} cells ready ({time.perf_counter() - t0:.0f} s)")
-    df = pd.concat(frames, ignore_index=True)
-    write_csv(df, run_dir / "sweep.csv")
-    return df
-
-
-def resolved_layers(model, spec) -> list[int] | None:
-    """A config layer spec as the model's layer indices (None for every layer)."""
-    parsed = LayerSpec.parse(spec)
-    return None if parsed.kind == "all" else parsed.resolve(neuron_sites(model).n_layers)
-
-
-def clas_template(cfg: RunConfig, neurons) -> ClasSteering:
-    """CLAS at the focus setting, bound per language by ``residual_reps``."""
-    f, s = focus_setting(cfg), cfg.steering
-    return ClasSteering(neurons, layers=s.layers, alpha=f["alpha"], beta=f["beta"], gamma=f["gamma"], shared=s.shared,
-                        suppress=s.suppress, positions=s.positions)
-
-
-def clusters_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: Log):
-    """Residual reps unsteered and under CLAS, their cluster metrics and deltas."""
-    out = {}
-    for cond, iv in ((UNSTEERED, None), ("clas", clas_template(cfg, neurons))):
-        path = run_dir / "reps" / cond
-        if path.exists() and any(path.iterdir()):
-            try:
-                out[cond] = Reps.load(path)
-                continue
-            except Exception:  # a torn folder from a crash: recompute
-                shutil.rmtree(path, ignore_errors=True)
-        t0 = time.perf_counter()
-        reps = residual_reps(
-            model, corpus, layers=resolved_layers(model, cfg.clusters.layers),
-            pooling=cfg.clusters.pooling, intervention=iv, condition=cond, batch_size=cfg.clusters.batch_size,
-        )
-        reps.save(path)
-        out[cond] = reps
-        log(f"residual reps ({cond}): {time.perf_counter() - t0:.0f} s")
-    anchor = cfg.corpus.anchor
-    metrics = pd.concat(
-        [cluster_metrics(out[UNSTEERED], anchor=anchor), cluster_metrics(out["clas"], anchor=anchor)],
-        ignore_index=True,
-    )
-    deltas = compare_reps(out[UNSTEERED], out["clas"], anchor=anchor)
-    write_csv(metrics, run_dir / "clusters" / "metrics.csv")
-    write_csv(deltas, run_dir / "clusters" / "deltas.csv")
-    return out, metrics, deltas
-
-
-def language_gains(sweep: pd.DataFrame, cfg: RunConfig, method: str = "clas") -> pd.DataFrame:
-    """Per-language gain (steered minus unsteered) of the focus setting on the gain task."""
-    f = focus_setting(cfg)
-    rows = sweep[(sweep.task == cfg.eval.gain_task) & (sweep.metric == cfg.eval.gain_metric) & (sweep.method == method)]
-    if method == "clas":
-        for k in FOCUS_KEYS:
-            rows = rows[(rows[k].astype(float) - f[k]).abs() < 1e-12]
-    return rows[["lang", "diff"]].rename(columns={"diff": "gain"}).reset_index(drop=True)
+def sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, *, tasks: dict[str, Task] | None = None,
+               **inputs: Any) -> pd.DataFrame:
+    """Every evaluation under interventions, in order: the positive control, the dev sweep and
+    the choice of each method's setting, the test sweep of every task with CLAS's controls;
+    returns the test sweep's table (``sweep.csv``). ``inputs``: ``neurons``, ``stats``,
+    ``quantiles``, ``quantile_levels``, ``residual_means`` (as :func:`clas_lens.sweep.run_sweep`
+    takes them). ``tasks``: the tasks the pipeline loaded to check them before the model; each
+    sweep loads its own split of them."""
+    positive_control_step(cfg, model, inputs.get("stats"), run_dir, log)
+    dev_sweep_step(cfg, model, run_dir, log, inputs)
+    chosen = selection_step(cfg, model, run_dir, log)
+    return report_sweep_step(cfg, model, run_dir, log, inputs, chosen)
 
 
 def divergence_step(cfg: RunConfig, sweep: pd.DataFrame, deltas: pd.DataFrame, reps, run_dir: Path, log: Log) -> pd.DataFrame:
-    """The divergence test (gains vs cluster-metric deltas) and the 2-D projection."""
-    gains = language_gains(sweep, cfg)
-    gains = gains[gains.lang != cfg.corpus.anchor]
-    test = divergence_test(gains, deltas, x=cfg.clusters.divergence_metric, seed=cfg.run.seed)
-    write_csv(test, run_dir / "clusters" / "divergence.csv")
-    write_csv(gains, run_dir / "clusters" / "gains.csv")
-    layer = int(test["layer"].iloc[0])
-    proj = project([reps[UNSTEERED], reps["clas"]], method=cfg.clusters.projection, layer=layer, seed=cfg.run.seed)
-    write_csv(proj, run_dir / "clusters" / "projection.csv")
-    log(f"divergence test at layer {layer}: done")
+    """The divergence test and the projection (:func:`clas_lens.pipeline.geometry.divergence_step`),
+    then the closing summary (``summary.md``, ``summary/*.csv``)."""
+    test = geometry.divergence_step(cfg, sweep, deltas, reps, run_dir, log)
+    log(f"summary: {write_summary(run_dir)}")
     return test
