@@ -51,7 +51,7 @@ def test_stats_and_neurons(artifacts, capsys):
     capsys.readouterr()
     assert main(["neurons", artifacts["stats"], "--param", "criterion"]) == 2  # an expected error: one line, exit 2
     err = capsys.readouterr().err
-    assert "NAME=VALUE" in err and err.count("\n") == 1
+    assert "NAME=VALUE" in _error(err)
 
 
 def test_info(files, capsys):
@@ -213,3 +213,126 @@ def test_gpu_options_reach_the_code(files, tmp_path, monkeypatch, capsys):
     assert "float16" in capsys.readouterr().out
     assert main(["run", str(cfg), "--check", "--set", "model.dtype=int8"]) == 2
     assert "'model.dtype' = 'int8'" in capsys.readouterr().err
+
+
+# --- issue 14: errors are one line (exit 2) or short (exit 1); run --check; checked numbers ---------
+
+def _error(err: str) -> str:
+    """The one error line of stderr (logs may come before it, on stderr too)."""
+    lines = [line for line in err.splitlines() if line.startswith("clas-lens: error: ")]
+    assert len(lines) == 1 and err.rstrip().endswith(lines[0]), err
+    return lines[0]
+
+
+def _toml(tmp_path, name="chk", extra=""):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[run]\nname = "{name}"\nout_dir = "{tmp_path / "runs"}"\n[eval]\ntasks = ["cloze"]\n{extra}')
+    return cfg
+
+
+def test_run_check_only_checks(tmp_path, capsys, monkeypatch):
+    import clas_lens.pipeline.run as run_module
+
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: pytest.fail("--check must not load a model"))
+    assert main(["run", "--check", str(_toml(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "config OK" in out and "run directory:" in out and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("[stats]\nbatch_size = 8.5\n", "stats.batch_size"),
+        ("[stats]\nbatch_size = 0\n", "stats.batch_size"),
+        ("[steering]\nbetas = \"12\"\n", "steering.betas"),
+        ("[corpus]\nstats_limit = -1\n", "corpus.stats_limit"),
+        ("[stats]\nthreshold = nan\n", "stats.threshold"),
+        ("[stats]\nmax_length = 0\n", "stats.max_length"),
+        ("[corpus]\nlangs = [\"en\", \"de\", \"en\"]\n", "corpus.langs"),
+        ("[eval.options.qa]\nmax_new_tokens = -1\n", "max_new_tokens"),
+        ("[stats\nbatch_size = 1\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_values_are_one_line_exit_2(tmp_path, capsys, extra, needle):
+    cfg = _toml(tmp_path, extra=extra)
+    if "max_new_tokens" in needle:
+        cfg.write_text(cfg.read_text().replace('tasks = ["cloze"]', 'tasks = ["cloze", "qa"]'))
+    assert main(["run", "--check", str(cfg)]) == 2
+    assert needle in _error(capsys.readouterr().err)
+
+
+def test_undecodable_config_file(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b'[run]\nname = "\xff\xfe"\n')
+    assert main(["run", "--check", str(cfg)]) == 2
+    assert "not valid TOML (UTF-8 text)" in _error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("name", ["../victim", "", "..", "/tmp/abs"])
+def test_run_restart_never_deletes_outside_a_run_directory(tmp_path, capsys, name):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "keep.txt").write_text("also precious")
+    assert main(["run", "--restart", str(_toml(tmp_path, name=name))]) == 2
+    assert "'run.name'" in _error(capsys.readouterr().err)
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert (tmp_path / "runs" / "keep.txt").read_text() == "also precious"
+
+
+def test_run_restart_refuses_a_folder_it_did_not_make(tmp_path, capsys):
+    folder = tmp_path / "runs" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "notes.md").write_text("mine")
+    assert main(["run", "--restart", str(_toml(tmp_path, name="mine"))]) == 2
+    err = _error(capsys.readouterr().err)
+    assert "is not a clas_lens run directory" in err and "Nothing in it was changed or deleted" in err
+    assert (folder / "notes.md").read_text() == "mine" and sorted(p.name for p in folder.iterdir()) == ["notes.md"]
+
+
+def test_unexpected_errors_exit_1_and_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
+    import clas_lens.cli as cli
+
+    def boom(args):
+        raise RuntimeError("internal\nbug")
+
+    monkeypatch.setattr(cli, "cmd_figures", boom)
+    assert main(["figures", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "clas-lens: unexpected error: RuntimeError: internal; bug (rerun with --debug for the traceback)\n"
+    assert main(["figures", str(tmp_path), "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: internal" in err
+    monkeypatch.undo()
+    assert main(["--debug", "figures", str(tmp_path / "none")]) == 2  # expected error, traceback too
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "not a clas_lens run directory" in _error(err)
+
+
+def test_expected_errors_are_one_line(tmp_path, capsys):
+    assert main(["figures", str(tmp_path / "nothing")]) == 2
+    assert "not a clas_lens run directory" in _error(capsys.readouterr().err)
+    assert main(["neurons", str(tmp_path / "missing.safetensors")]) == 2
+    assert "missing.safetensors" in _error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["stats", "--out", "x", "--batch-size", "0"], "--batch-size = 0 is not allowed: use a whole number >= 1"),
+        (["stats", "--out", "x", "--batch-size", "8.5"], "--batch-size = '8.5'"),
+        (["stats", "--out", "x", "--limit", "-1"], "--limit = -1 is not allowed: use a whole number >= 0 (0: all)"),
+        (["stats", "--out", "x", "--max-length", "0"], "--max-length = 0"),
+        (["stats", "--out", "x", "--threshold", "nan"], "--threshold = nan"),
+        (["info", "--max-new-tokens", "-1"], "--max-new-tokens = -1"),
+        (["eval", "--limit", "-2"], "--limit = -2"),
+        (["eval", "--beta", "inf"], "--beta = inf"),
+        (["eval", "--langs", "en,de,en"], "each language once"),
+        (["clusters", "--limit", "0"], "--limit = 0"),
+    ],
+)
+def test_numeric_options_are_checked(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and needle in capsys.readouterr().err
