@@ -33,7 +33,7 @@ from clas_lens.sweep.methods import control_methods
 from clas_lens.vocab import UNSTEERED
 
 __all__ = [
-    "SUMMARY_DIR", "RANDOM", "CONTROL_COLUMNS", "test_items", "task_metrics", "gain_table", "controls_table",
+    "SUMMARY_DIR", "RANDOM", "CONTROL_COLUMNS", "report_items", "task_metrics", "gain_table", "controls_table",
     "anchor_table", "stability_summary", "write_tables",
 ]
 
@@ -46,7 +46,7 @@ CONTROL_COLUMNS = ["task", "lang", "role", "control", "metric", "n", "diff", "di
                    "p_holm", "mde", "test"]
 
 
-def test_items(run_dir: str | Path) -> pd.DataFrame:
+def report_items(run_dir: str | Path) -> pd.DataFrame:
     """Per-item scores of every test sweep: columns task, lang, method, condition, split, item_id
     and the metrics (NaN where a task lacks one). ``condition`` is the method, or for the random
     control ``clas_random[seed=k]``, plus a condition ``clas_random`` holding the mean over
@@ -179,7 +179,7 @@ def write_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     returns ``{name: table}`` (gains, controls, anchor, and stability when it was measured)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    items = test_items(run_dir)
+    items = report_items(run_dir)
     tables = {"gains": gain_table(items, cfg), "controls": controls_table(items, cfg), "anchor": anchor_table(items, cfg)}
     stab = run_dir / "neurons_stability.csv"
     if stab.exists():
