@@ -51,6 +51,7 @@ from typing import Any, Callable, ContextManager, Iterable, Iterator
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from clas_lens.errors import DataValidationError
 
@@ -247,8 +248,6 @@ def _record(layers, start: int, box: list[Tensor]) -> Iterator[None]:
 
 
 def _find_cache(args: tuple, kwargs: dict) -> Any:
-    from transformers.cache_utils import Cache, EncoderDecoderCache
-
     for x in list(args) + list(kwargs.values()):
         if isinstance(x, EncoderDecoderCache):
             return x.self_attention_cache
