@@ -229,7 +229,8 @@ class Reps:
         ``vectors.safetensors``); the content checksum is verified."""
         path = Path(path)
         if (path / _FILE).exists():
-            meta, tensors = load_tensors(path / _FILE, REPS_FORMAT, "Reps")
+            meta, tensors = load_tensors(path / _FILE, REPS_FORMAT, "Reps", required=(
+                "langs", "ids", "layers", "pooling", "condition"), tensors_required=("vectors",))
             vectors = tensors["vectors"]
         elif (path / _V1_META).exists() and (path / _V1_VECTORS).exists():
             meta, vectors = _load_v1(path)

@@ -235,7 +235,8 @@ class NeuronSet:
     @classmethod
     def load(cls, path: str | Path) -> "NeuronSet":
         """Read a NeuronSet written by :meth:`save`."""
-        meta, tensors = load_tensors(path, FORMAT, "NeuronSet")
+        meta, tensors = load_tensors(path, FORMAT, "NeuronSet", required=(
+            "langs", "site", "model_info", "method", "params", "stats_ref", "layers", "shape"))
         masks: dict[str, dict[str | None, Tensor]] = {}
         scores: dict[str, dict[str | None, Tensor]] = {}
         for key, t in tensors.items():

@@ -210,7 +210,7 @@ def quantiles_step(cfg: RunConfig, model, corpus, neurons, run_dir: Path, log: L
         return None, None
     path = Path(run_dir) / "quantiles.safetensors"
     if path.exists():
-        meta, tensors = load_tensors(path, _QUANTILES_FORMAT, "quantiles")
+        meta, tensors = load_tensors(path, _QUANTILES_FORMAT, "quantiles", required=("levels", "langs"))
         if meta.get("levels") == levels:
             return {l: tensors[f"q/{l}"] for l in meta["langs"]}, levels
     t0 = time.perf_counter()
@@ -229,7 +229,8 @@ def residual_means_step(cfg: RunConfig, model, corpus, run_dir: Path, log: Log) 
         return None
     path = Path(run_dir) / "residual_means.safetensors"
     if path.exists():
-        meta, tensors = load_tensors(path, _RESID_FORMAT, "residual means")
+        meta, tensors = load_tensors(path, _RESID_FORMAT, "residual means",
+                                     required=("layers", "langs", "n_tokens", "model_info"))
         return ResidualMeans(layers=meta["layers"], means={l: tensors[f"means/{l}"] for l in meta["langs"]},
                              n_tokens=meta["n_tokens"], model_info=meta["model_info"])
     t0 = time.perf_counter()

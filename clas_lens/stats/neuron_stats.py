@@ -397,7 +397,8 @@ class NeuronStats:
     @classmethod
     def load(cls, path: str | Path) -> "NeuronStats":
         """Read statistics written by :meth:`save`."""
-        meta, tensors = load_tensors(path, FORMAT, "NeuronStats")
+        meta, tensors = load_tensors(path, FORMAT, "NeuronStats",
+                                     required=("site", "threshold", "layers", "shape", "model_info"))
         sentences = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("sentences/")}
         state = {k: v for k, v in tensors.items() if not k.startswith("sentences/")}
         return cls.from_state(state, meta, sentences=sentences if meta.get("per_sentence") else None)
