@@ -310,3 +310,34 @@ def test_task_options_are_checked():
         load_task("qa", langs=["en"], max_new_tokens=-1)
     with pytest.raises(DataValidationError, match="max_new_tokens' = 2.5"):
         load_task("qa", langs=["en"], max_new_tokens=2.5)
+
+
+# --- identity is the weights' bytes, hashed once --------------------------------------------------
+
+def test_model_identity_is_the_weights_and_is_cached(tmp_path, monkeypatch):
+    import os
+
+    import clas_lens.models as models
+    from clas_lens.testing import tiny_model_folder
+
+    monkeypatch.setenv("CLAS_LENS_CACHE", str(tmp_path / "cache"))
+    folder = tiny_model_folder("llama", folder=tmp_path / "m")
+    weights = models.weight_files(folder)
+    assert weights and all(f.suffix in (".safetensors", ".bin") for f in weights)
+    for f in weights:  # old enough for the (path, size, mtime) cache to trust
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns - 10**10))
+    models._FINGERPRINTS.clear()
+    first = models.folder_fingerprint(folder)
+    model = models.load_model(folder)
+    assert models.model_info(model).weights_sha256 == first
+    (folder / "clas_lens_conversion.json").write_text(json.dumps({"sha256": "0" * 64}))  # a marker does not count
+    monkeypatch.setattr(models, "sha256_file", lambda p: pytest.fail("the weights were hashed again"))
+    assert models.folder_fingerprint(folder) == first  # memory cache
+    models._FINGERPRINTS.clear()
+    assert models.folder_fingerprint(folder) == first  # disk cache (another process)
+    monkeypatch.undo()
+    monkeypatch.setenv("CLAS_LENS_CACHE", str(tmp_path / "cache"))
+    data = bytearray(weights[0].read_bytes())
+    data[-1] ^= 1  # one flipped bit in the weights: another identity
+    weights[0].write_bytes(bytes(data))
+    assert models.folder_fingerprint(folder) != first
