@@ -112,7 +112,8 @@ def run_sweep(
         restart: discard earlier results in ``run_dir/sweep`` and start again (also when the
             grid, model or inputs changed).
         cells: run only these cells (``SweepCell`` or keys; e.g. ``grid.cells(rank=r,
-            world_size=w)``).
+            world_size=w)``), in the order given, the cells of each (task, language) together
+            (at the place of its first cell).
         tasks: ``{name: Task}`` to use instead of ``load_task(name, langs=grid.all_langs)``.
         shard: write to ``cells.<shard>.jsonl`` (one file per process when several processes
             share ``run_dir``); finished cells of every shard are skipped.
