@@ -23,9 +23,10 @@ from clas_lens.sweep.methods import control_methods
 
 CONFIGS = Path(config.__file__).parent / "configs"
 PAPER = {"paper_llama31_8b": "meta-llama/Llama-3.1-8B", "paper_qwen25_7b": "Qwen/Qwen2.5-7B"}
-N_SENTENCES = 6
+N_SENTENCES = 20  # enough for the corpus's stats / dev / test split to give every part items
+N_ITEMS = 8  # XNLI and XQuAD items per language (their dev and test splits both get some)
 
-# The project's own translations of the first sentences of the embedded corpus, for the four
+# The project's own translations of the first 20 sentences of the embedded corpus, for the four
 # XNLI / XQuAD languages the embedded corpus lacks.
 EXTRA = {
     "fr": [
@@ -35,6 +36,20 @@ EXTRA = {
         "Le week-end dernier, nous avons peint les murs de la cuisine en jaune clair.",
         "Les enfants jouent au football dans le parc jusqu'à la tombée de la nuit.",
         "Il a beaucoup neigé pendant la nuit, donc les écoles sont fermées aujourd'hui.",
+        "N'oublie pas d'éteindre la lumière quand tu quittes la pièce.",
+        "Je bois généralement une tasse de thé au lait avant de commencer le travail.",
+        "Le médecin lui a dit de se reposer à la maison pendant trois jours.",
+        "Notre train a eu quarante minutes de retard à cause d'un problème sur la voie.",
+        "Elle a acheté du pain frais, du fromage et un sac de pommes au magasin.",
+        "Combien coûte un billet pour le centre-ville ?",
+        "Le fermier se lève avant le lever du soleil pour nourrir les vaches et les poules.",
+        "Mon frère apprend à jouer de la guitare le soir.",
+        "La rivière près de notre village déborde presque chaque printemps.",
+        "Sais-tu où je peux trouver une bonne pharmacie près d'ici ?",
+        "Le musée est gratuit pour les étudiants le premier dimanche de chaque mois.",
+        "Nous rendrons visite à nos cousins à la montagne pendant les vacances d'été.",
+        "Le prix du riz a beaucoup augmenté cette année.",
+        "Il a oublié son parapluie dans le bus et il a été complètement trempé.",
     ],
     "ro": [
         "Autobuzul spre piață pleacă în fiecare dimineață la ora șapte.",
@@ -43,6 +58,20 @@ EXTRA = {
         "Weekendul trecut am vopsit pereții bucătăriei într-un galben deschis.",
         "Copiii joacă fotbal în parc până se întunecă.",
         "A nins puternic în timpul nopții, așa că școlile sunt închise astăzi.",
+        "Te rog să nu uiți să stingi lumina când ieși din cameră.",
+        "De obicei beau o ceașcă de ceai cu lapte înainte să încep lucrul.",
+        "Doctorul i-a spus să stea acasă și să se odihnească trei zile.",
+        "Trenul nostru a întârziat patruzeci de minute din cauza unei probleme la linie.",
+        "Ea a cumpărat pâine proaspătă, brânză și o pungă de mere de la magazin.",
+        "Cât costă un bilet până în centrul orașului?",
+        "Fermierul se trezește înainte de răsărit ca să hrănească vacile și găinile.",
+        "Fratele meu învață să cânte la chitară seara.",
+        "Râul de lângă satul nostru se revarsă aproape în fiecare primăvară.",
+        "Știi unde pot găsi o farmacie bună prin apropiere?",
+        "Muzeul este gratuit pentru studenți în prima duminică a fiecărei luni.",
+        "Îi vom vizita pe verii noștri la munte în vacanța de vară.",
+        "Prețul orezului a crescut mult anul acesta.",
+        "Și-a uitat umbrela în autobuz și s-a udat complet.",
     ],
     "bg": [
         "Автобусът за пазара тръгва всяка сутрин в седем часа.",
@@ -51,6 +80,20 @@ EXTRA = {
         "Миналия уикенд боядисахме стените на кухнята в светложълто.",
         "Децата играят футбол в парка, докато се стъмни.",
         "През нощта валя силен сняг, затова днес училищата са затворени.",
+        "Моля, не забравяй да изгасиш лампите, когато излизаш от стаята.",
+        "Обикновено пия чаша чай с мляко, преди да започна работа.",
+        "Лекарят му каза да почива вкъщи три дни.",
+        "Влакът ни закъсня с четиридесет минути заради проблем с линията.",
+        "Тя купи пресен хляб, сирене и торба ябълки от магазина.",
+        "Колко струва един билет до центъра на града?",
+        "Фермерът става преди изгрев, за да нахрани кравите и кокошките.",
+        "Брат ми се учи да свири на китара вечер.",
+        "Реката край нашето село прелива почти всяка пролет.",
+        "Знаеш ли къде наблизо мога да намеря добра аптека?",
+        "Музеят е безплатен за студенти в първата неделя на всеки месец.",
+        "През лятната ваканция ще гостуваме на братовчедите си в планината.",
+        "Цената на ориза се повиши много тази година.",
+        "Той забрави чадъра си в автобуса и се намокри до кости.",
     ],
     "ur": [
         "بازار جانے والی بس ہر صبح سات بجے روانہ ہوتی ہے۔",
@@ -59,6 +102,20 @@ EXTRA = {
         "ہم نے پچھلے ہفتے کے آخر میں باورچی خانے کی دیواروں کو ہلکا پیلا رنگ کیا۔",
         "بچے اندھیرا ہونے تک پارک میں فٹ بال کھیل رہے ہیں۔",
         "رات بھر شدید برف باری ہوئی، اس لیے آج اسکول بند ہیں۔",
+        "براہ کرم کمرے سے نکلتے وقت بتیاں بند کرنا یاد رکھیں۔",
+        "میں عام طور پر کام شروع کرنے سے پہلے دودھ والی چائے کا ایک کپ پیتا ہوں۔",
+        "ڈاکٹر نے اسے تین دن گھر پر آرام کرنے کو کہا۔",
+        "پٹری پر ایک خرابی کی وجہ سے ہماری ٹرین چالیس منٹ لیٹ ہو گئی۔",
+        "اس نے دکان سے تازہ روٹی، پنیر اور سیبوں کا ایک تھیلا خریدا۔",
+        "شہر کے مرکز تک ٹکٹ کتنے کا ہے؟",
+        "کسان گایوں اور مرغیوں کو چارہ ڈالنے کے لیے سورج نکلنے سے پہلے اٹھتا ہے۔",
+        "میرا بھائی شام کو گٹار بجانا سیکھ رہا ہے۔",
+        "ہمارے گاؤں کے قریب دریا تقریباً ہر بہار میں سیلاب لاتا ہے۔",
+        "کیا آپ جانتے ہیں کہ مجھے قریب میں کوئی اچھی فارمیسی کہاں ملے گی؟",
+        "ہر مہینے کے پہلے اتوار کو طلبہ کے لیے عجائب گھر مفت ہوتا ہے۔",
+        "ہم گرمیوں کی چھٹیوں میں پہاڑوں پر اپنے کزنز سے ملنے جائیں گے۔",
+        "اس سال چاول کی قیمت بہت بڑھ گئی ہے۔",
+        "وہ اپنی چھتری بس میں بھول گیا اور پوری طرح بھیگ گیا۔",
     ],
 }
 
@@ -89,11 +146,11 @@ def local_data(tmp_path_factory):
         s = _sentences(lang)
         _write_jsonl(root / "flores" / f"{lang}.jsonl", [{"id": k + 1, "text": t} for k, t in enumerate(s)])
         _write_jsonl(root / "xnli" / f"{lang}.jsonl",
-                     [{"premise": s[k], "hypothesis": s[k + 1], "label": k % 3} for k in range(3)])
+                     [{"premise": s[k], "hypothesis": s[k + 1], "label": k % 3} for k in range(N_ITEMS)])
         qa = []
-        for k in range(3):
+        for k in range(N_ITEMS):
             answer = s[k].split()[0]
-            qa.append({"id": f"{lang}-{k}", "context": s[k], "question": s[k + 3],
+            qa.append({"id": f"q{k}", "context": s[k], "question": s[k + N_ITEMS],
                        "answers": {"text": [answer], "answer_start": [s[k].index(answer)]}})
         _write_jsonl(root / "xquad" / f"{lang}.jsonl", qa)
     model = tiny_model_folder("llama", folder=root / "model")
