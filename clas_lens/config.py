@@ -341,6 +341,11 @@ class RunConfig:
             raise DataValidationError(
                 f"config key 'corpus.anchor' = {cfg.corpus.anchor!r} must be one of corpus.langs {cfg.corpus.langs}"
             )
+        outside = [lang for lang in cfg.neurons.control_langs if lang not in cfg.corpus.langs]
+        if outside:
+            raise DataValidationError(
+                f"config key 'neurons.control_langs' has {outside[0]!r}, which is not in corpus.langs {cfg.corpus.langs}"
+            )
         if cfg.eval.gain_task not in cfg.eval.tasks:
             raise DataValidationError(
                 f"config key 'eval.gain_task' = {cfg.eval.gain_task!r} must be one of eval.tasks {cfg.eval.tasks}"
