@@ -21,7 +21,7 @@ from clas_lens.pipeline.inputs import check_inputs
 from clas_lens.pipeline.steps import check_gain_metric, sweep_grid
 from clas_lens.sweep.methods import control_methods
 
-CONFIGS = Path(config.__file__).parent / "configs"
+CONFIGS = config.default_config_path().parent
 PAPER = {"paper_llama31_8b": "meta-llama/Llama-3.1-8B", "paper_qwen25_7b": "Qwen/Qwen2.5-7B"}
 N_SENTENCES = 20  # enough for the corpus's stats / dev / test split to give every part items
 N_ITEMS = 8  # XNLI and XQuAD items per language (their dev and test splits both get some)
