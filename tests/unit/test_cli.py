@@ -292,7 +292,7 @@ def test_run_restart_refuses_a_folder_it_did_not_make(tmp_path, capsys):
 
 
 def test_unexpected_errors_exit_1_and_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
-    import clas_lens.cli as cli
+    import clas_lens.cli.run as cli
 
     def boom(args):
         raise RuntimeError("internal\nbug")
