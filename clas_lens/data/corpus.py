@@ -21,8 +21,8 @@ Sources:
 disjoint, deterministic split by id (:mod:`clas_lens.data.splits`: stats 0.4 / dev 0.2 / test
 0.4 by default): statistics read "stats", evaluations "dev" and "test".
 
-Reading files is :mod:`clas_lens.data.loaders`' job and the ``{lang: [texts]}`` adapter is
-:mod:`clas_lens.data.adapter`'s; their names stay importable from here.
+Reading files is :mod:`clas_lens.data.loaders`' job (the table, records and writing them
+:mod:`clas_lens.data.records`') and the ``{lang: [texts]}`` adapter is :mod:`clas_lens.data.adapter`'s.
 
 >>> c = ParallelCorpus.from_dict({"en": ["The cat sleeps.", "It rains."],
 ...                               "de": ["Die Katze schläft.", "Es regnet."]}, check_langid=False)
@@ -31,7 +31,6 @@ Reading files is :mod:`clas_lens.data.loaders`' job and the ``{lang: [texts]}`` 
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -49,13 +48,13 @@ from clas_lens.data.loaders import (  # noqa: F401  (EMBEDDED_DIR, embedded_lang
     embedded_languages,
     flores_texts,
     jsonl_corpus_records,
-    texts_by_language,
     texts_from_lists,
     unknown_languages_error,
 )
+from clas_lens.data.records import mapping_table, records_table, table_records, write_records_jsonl
 from clas_lens.data.splits import CORPUS_FRACTIONS, Split, check_fractions, select_split, split_record
 from clas_lens.errors import DataValidationError
-from clas_lens.io import atomic_write_text, sha256_json
+from clas_lens.io import sha256_json
 from clas_lens.languages import (  # noqa: F401  (CORE_LANGS, LANGUAGES, flores_code: re-exported)
     CORE_LANGS,
     LANGUAGES,
@@ -92,14 +91,7 @@ class ParallelCorpus:
         if not data:
             raise DataValidationError("A parallel corpus needs at least one language; got none.")
         self._langs: list[str] = [check_lang_code(lang) for lang in data]
-        self._data: dict[str, dict[str, str]] = {}
-        for lang in self._langs:
-            texts = data[lang]
-            if not isinstance(texts, Mapping):
-                raise DataValidationError(
-                    f"Language {lang!r}: expected a mapping id -> text, got {type(texts).__name__}."
-                )
-            self._data[lang] = {str(k): v for k, v in texts.items()}
+        self._data: dict[str, dict[str, str]] = mapping_table(data, self._langs)
         first = self._langs[0]
         self._ids: list[str] = [str(i) for i in ids] if ids is not None else list(self._data[first])
         self.name = name
@@ -162,12 +154,7 @@ class ParallelCorpus:
         >>> ParallelCorpus.from_records(recs, check_langid=False).langs
         ['en', 'it']
         """
-        if drop_incomplete:  # a blank text is no translation: leave it out, the item is dropped
-            records = [r for r in records if not (isinstance(r.get("text"), str) and not r["text"].strip())]
-        data = texts_by_language(records, langs)
-        # Item order: the anchor (English) when present, else the first language read.
-        first = "en" if "en" in data else next(iter(data))
-        ids = list(data[first])
+        data, ids = records_table(records, langs, drop_blank=drop_incomplete)
         return cls(data, ids=ids, name=name, check_langid=check_langid, drop_incomplete=drop_incomplete)
 
     @classmethod
@@ -281,7 +268,7 @@ class ParallelCorpus:
 
     def records(self) -> list[dict[str, str]]:
         """``[{"id", "lang", "text"}, ...]`` grouped by language, in id order."""
-        return [{"id": i, "lang": lang, "text": self._data[lang][i]} for lang in self._langs for i in self._ids]
+        return table_records(self._data, self._ids, self._langs)
 
     def to_dict(self) -> dict[str, list[str]]:
         """``{lang: [texts]}`` in id order."""
@@ -346,22 +333,7 @@ class ParallelCorpus:
         """Write records ``{"id", "lang", "text"}``: one file if ``path`` ends in ``.jsonl``,
         else a folder with one ``{lang}.jsonl`` per language. Written atomically; returns ``path``.
         """
-        p = Path(path)
-
-        def lines(langs: Sequence[str]) -> str:
-            return "".join(
-                json.dumps({"id": i, "lang": lang, "text": self._data[lang][i]}, ensure_ascii=False) + "\n"
-                for lang in langs
-                for i in self._ids
-            )
-
-        if p.suffix == ".jsonl":
-            atomic_write_text(p, lines(self._langs))
-        else:
-            p.mkdir(parents=True, exist_ok=True)
-            for lang in self._langs:
-                atomic_write_text(p / f"{lang}.jsonl", lines([lang]))
-        return p
+        return write_records_jsonl(path, self.records(), self._langs)
 
 
 def load_corpus(
