@@ -5,6 +5,8 @@ Modules (low to high):
 * :mod:`~clas_lens.stats.reader` -- :func:`read_forward`, the one forward reader with early
   stop (also used by ``clas_lens.clusters.residual_reps``), sentence batching, read hooks;
 * :mod:`~clas_lens.stats.accumulator` -- :class:`Accumulator`, the exact mergeable sums;
+* :mod:`~clas_lens.stats.versions` -- :func:`package_versions`, recorded with results;
+* :mod:`~clas_lens.stats.state` -- the flat ``{"<kind>/<lang>": tensor}`` state of accumulators;
 * :mod:`~clas_lens.stats.neuron_stats` -- :class:`NeuronStats` (accessors, merge, save/load);
 * :mod:`~clas_lens.stats.collect` -- :func:`collect_stats` over a parallel corpus;
 * :mod:`~clas_lens.stats.quantiles` -- :func:`collect_quantiles`, :func:`sorted_quantiles`;

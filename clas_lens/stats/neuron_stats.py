@@ -19,7 +19,6 @@ Axis names: ``layer``, ``neuron`` (d_mlp), ``sentence``.
 from __future__ import annotations
 
 import math
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,26 +30,14 @@ from clas_lens.errors import DataValidationError, MismatchError
 from clas_lens.io import load_tensors, save_tensors, sha256_json
 from clas_lens.models import check_model_identity
 from clas_lens.sites import check_site, neuron_sites
-from clas_lens.stats.accumulator import KINDS, Accumulator
+from clas_lens.stats.accumulator import Accumulator
+from clas_lens.stats.state import state_accumulators, state_entries
+from clas_lens.stats.versions import package_versions
 
 __all__ = ["NeuronStats", "FORMAT", "package_versions"]
 
 #: The format tag of a saved :class:`NeuronStats` file.
 FORMAT = "clas_lens.NeuronStats/1"
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of torch, transformers, transformer-lens and clas_lens (recorded with results)."""
-    import clas_lens
-
-    out: dict[str, str | None] = {}
-    for name in ("torch", "transformers", "transformer-lens"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover
-            out[name] = None
-    out["clas_lens"] = clas_lens.__version__
-    return out
 
 
 class NeuronStats:
@@ -307,11 +294,7 @@ class NeuronStats:
         Every entry combines across shards by addition (e.g. ``torch.distributed.all_reduce``
         with SUM, when every rank holds the same languages). Rebuild with :meth:`from_state`.
         """
-        out = {}
-        for lang, st in self._state.items():
-            for kind in KINDS:
-                out[f"{kind}/{lang}"] = getattr(st, kind)
-        return out
+        return state_entries(self._state)
 
     def meta(self) -> dict[str, Any]:
         """JSON-serialisable metadata (everything but the tensors)."""
@@ -343,21 +326,7 @@ class NeuronStats:
         sentences: Mapping[str, Tensor] | None = None,
     ) -> "NeuronStats":
         """Rebuild from :meth:`state_tensors` and :meth:`meta` (e.g. after an all-reduce)."""
-        langs: list[str] = []
-        for key in state:
-            kind, _, lang = key.partition("/")
-            if kind not in KINDS or not lang:
-                raise DataValidationError(f"Unexpected state entry {key!r}; expected '<kind>/<lang>' with kind in {KINDS}.")
-            if lang not in langs:
-                langs.append(lang)
-        order = [l for l in meta.get("langs", []) if l in langs] + [l for l in langs if l not in meta.get("langs", [])]
-        st = {}
-        for lang in order:
-            try:
-                count, active, s, ss = (state[f"{k}/{lang}"] for k in KINDS)
-            except KeyError as e:
-                raise DataValidationError(f"State for {lang!r} lacks {e.args[0]!r}.") from None
-            st[lang] = Accumulator(count, active, s, ss)  # cast to int64 / float64
+        st = state_accumulators(state, meta.get("langs", []))
         sids = meta.get("sentence_ids") if sentences is not None else None
         return cls(
             site=meta["site"],
