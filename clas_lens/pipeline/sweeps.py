@@ -15,9 +15,11 @@ by the step (a ``split`` in ``[eval.options]`` is replaced).
 """
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -31,13 +33,39 @@ from clas_lens.sweep import SweepGrid, finished_records, load_sweep, run_sweep
 from clas_lens.sweep.methods import control_methods
 
 __all__ = [
-    "SELECTION_JSON", "layer_options", "split_task_options", "design_grid", "dev_methods", "sweep_dir",
+    "SELECTION_JSON", "grouped_warnings", "layer_options", "split_task_options", "design_grid", "dev_methods", "sweep_dir",
     "dev_sweep_step", "dev_gains", "selection_step", "report_sweep_step", "load_selection",
 ]
 
 Log = Callable[[str], None]
 #: What the selection chose, on what, by which rule.
 SELECTION_JSON = "selection.json"
+
+
+@contextlib.contextmanager
+def grouped_warnings(log: Log, what: str) -> Iterator[None]:
+    """Warnings raised inside, each distinct one once (a sweep repeats every item per
+    condition); the tokenization notes of option scoring (a prompt and an option merged into one
+    token, e.g. in Thai) are counted in one log line instead.
+
+    >>> with grouped_warnings(print, "demo"):
+    ...     for _ in range(3):
+    ...         warnings.warn("Tokenizing prompt + option 'x' merged tokens across the boundary")
+    demo: 1 option(s) merged tokens with their prompt and were scored from the first differing token, e.g. Tokenizing prompt + option 'x' merged tokens across the boundary
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen: dict[tuple, warnings.WarningMessage] = {}
+    for w in caught:
+        seen.setdefault((w.category, str(w.message)), w)
+    merged = [m for _, m in seen if m.startswith("Tokenizing prompt + option")]
+    if merged:
+        log(f"{what}: {len(merged)} option(s) merged tokens with their prompt and were scored from the first "
+            f"differing token, e.g. {merged[0].split(';')[0]}")
+    for (category, message), w in seen.items():
+        if not message.startswith("Tokenizing prompt + option"):
+            warnings.warn_explicit(message, category, w.filename, w.lineno)
 
 
 def layer_options(spec: Any) -> list:
@@ -132,7 +160,8 @@ def dev_sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, inputs: dict)
     task = cfg.eval.gain_task
     grid = design_grid(cfg, task, SELECT_SPLIT, methods=methods)
     t0 = time.perf_counter()
-    df = run_sweep(model, sweep_dir(run_dir, SELECT_SPLIT, task), grid, **inputs)
+    with grouped_warnings(log, f"dev sweep {task}"):
+        df = run_sweep(model, sweep_dir(run_dir, SELECT_SPLIT, task), grid, **inputs)
     write_csv(df, Path(run_dir) / "sweep_dev.csv")
     log(f"dev sweep {task} ({', '.join(methods)}): {len(grid.cells())} cells ready ({time.perf_counter() - t0:.0f} s)")
     return df
@@ -192,7 +221,8 @@ def report_sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, inputs: di
     for task in cfg.eval.tasks:
         grid = design_grid(cfg, task, REPORT_SPLIT, chosen=chosen)
         t0 = time.perf_counter()
-        frames.append(run_sweep(model, sweep_dir(run_dir, REPORT_SPLIT, task), grid, **inputs))
+        with grouped_warnings(log, f"test sweep {task}"):
+            frames.append(run_sweep(model, sweep_dir(run_dir, REPORT_SPLIT, task), grid, **inputs))
         log(f"test sweep {task}: {len(grid.cells())} cells ready ({time.perf_counter() - t0:.0f} s)")
     df = pd.concat(frames, ignore_index=True)
     write_csv(df, Path(run_dir) / "sweep.csv")
