@@ -146,8 +146,11 @@ def _gains(g: pd.DataFrame, task: str, metric: str, anchor: str) -> list[str]:
         rows.append(row)
     n = int(base["n"].max()) if len(base) else 0
     test = sub[sub.condition == "clas"]["test"].dropna()
-    return [f"**{task} / {metric}** (n = {n} test items per language; test: {test.iloc[0] if len(test) else 'n/a'})",
-            ""] + _table(header, rows)
+    out = [f"**{task} / {metric}** (n = {n} test items per language; test: {test.iloc[0] if len(test) else 'n/a'})",
+           ""] + _table(header, rows)
+    if sub[sub.condition.isin(conds)]["mde"].isna().any():
+        out += ["", "MDE n/a: no item changed its outcome, or too few items for any effect to reach power 0.8."]
+    return out
 
 
 def _controls(c: pd.DataFrame, task: str, metric: str, anchor: str, n_seeds: int) -> list[str]:
