@@ -64,7 +64,8 @@ def test_cli_stats_under_torchrun(launched, tmp_path):
            "127.0.0.1", "--master-port", str(free_port()), "-m", "clas_lens", *args, "--out", str(tmp_path / "two.safetensors")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("wrote ") == 1 and "on 2 process(es)" in proc.stdout  # rank 0 only
+    # logs go to stderr (results-on-stdout convention); rank 0 only writes
+    assert proc.stderr.count("wrote ") == 1 and "on 2 process(es)" in proc.stderr
     one, two = NeuronStats.load(tmp_path / "one.safetensors"), NeuronStats.load(tmp_path / "two.safetensors")
     assert one.langs == two.langs == ["en", "ru"] and one.meta() == two.meta()
     for lang in one.langs:
