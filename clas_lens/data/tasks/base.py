@@ -277,7 +277,8 @@ def task_records(
 ) -> list[tuple[str, dict[str, Any]]]:
     """``[(where, record)]`` of one language: from ``data_files`` when given, else the embedded
     folder ``data/embedded/{task}/`` (``hub`` None), else the hub dataset ``(path, config,
-    split)`` (``hint`` says how to pass local files when the hub is unavailable).
+    split)``, ``config`` formatted with ``{lang}`` (``hint`` says how to pass local files when
+    the hub is unavailable).
 
     >>> where, rec = task_records("nli", "en", None, 1, None, "")[0]
     >>> where.endswith("en.jsonl:1"), sorted(rec)[:3]
@@ -296,6 +297,7 @@ def task_records(
             out.append((f"{f}:{rec.pop('__line__')}", rec))
         return out
     path, name, split = hub
+    name = name.format(lang=lang) if name is not None else None
     rows = load_hub_records(path, name, split, what=f"{task} ({lang})", local_hint=hint)
     return [(f"{path}[{name}] {split} row {k}", r) for k, r in enumerate(rows)]
 

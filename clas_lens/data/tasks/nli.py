@@ -133,8 +133,7 @@ def nli_task(
         template = per_language(options.get("template"), lang, NLI_TEMPLATES, "template", name)
         words = per_language(options.get("label_words"), lang, NLI_LABEL_WORDS, "label_words", name)
         prefix = option_prefix(options.get("option_prefix"), lang)
-        source = (hub[0], hub[1].format(lang=lang), hub[2]) if hub is not None else None
-        recs = task_records(name, lang, options.get("data_files"), len(langs), source, hint)
+        recs = task_records(name, lang, options.get("data_files"), len(langs), hub, hint)
         item_map[lang] = nli_items(name, lang, recs, template, words, prefix)
     config = {k: options.get(k) for k in ("template", "label_words", "option_prefix")}
     if hub is not None:

@@ -127,8 +127,7 @@ def qa_task(
     item_map: dict[str, list[TaskItem]] = {}
     for lang in langs:
         template = per_language(options.get("template"), lang, QA_TEMPLATES, "template", name)
-        source = (hub[0], hub[1].format(lang=lang), hub[2]) if hub is not None else None
-        recs = task_records(name, lang, options.get("data_files"), len(langs), source, hint)
+        recs = task_records(name, lang, options.get("data_files"), len(langs), hub, hint)
         item_map[lang] = qa_items(name, lang, recs, template)
     config: dict[str, Any] = {"template": options.get("template")}
     if hub is not None:
