@@ -14,9 +14,10 @@ name            mode        data and scoring
                             generation after "Context / Question / Answer:", stopped at a
                             newline, scored by SQuAD F1 and exact match (characters for zh /
                             ja / th); ``gold_logprob``: the first reference, teacher-forced.
-``cloze``       choice      built from CLDR (``babel``): three consecutive weekday (month)
-                            names joined by the language's list separator; options: all 7
-                            (12) names (19 items per language).
+``cloze``       choice      built from CLDR (``babel``): 2-4 weekday (month) names, a cyclic
+                            sequence forward or backward in steps of 1-3, joined by the
+                            language's list separator; options: all 7 (12) names (342 items
+                            per language, keys computed).
 ``xnli``        choice      ``facebook/xnli`` (one config per language) through ``datasets``,
                             or local files in that schema (``data_files=``); scored like
                             ``nli``.

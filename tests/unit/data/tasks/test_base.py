@@ -33,10 +33,10 @@ def test_items_are_copies_and_unknown_language_lists_known():
     task = load_task("cloze", langs=["en"], kinds="weekday")
     items = task.items("en")
     items.clear()
-    assert len(task.items("en")) == 7
+    assert len(task.items("en")) == 126
     with pytest.raises(DataValidationError, match=r"no language 'de'; it has en"):
         task.items("de")
-    assert repr(task) == "Task('cloze', mode='choice', items en:7)"
+    assert repr(task) == "Task('cloze', mode='choice', items en:126)"
 
 
 def test_deprecated_predict_warns_and_equals_the_evaluation_function(tiny_llama):

@@ -9,9 +9,10 @@ from clas_lens.errors import DataValidationError
 
 
 def test_cloze_items_english():
-    task = load_task("cloze", langs=["en"])
+    task = load_task("cloze", langs=["en"], steps=1, lengths=3, directions="forward")
     items = task.items("en")
     assert len(items) == 7 + 12
+    assert [it.id for it in items] == [it.id for it in load_task("cloze", langs=["en"]).items("en")[:19]]
     days = [it for it in items if it.id.startswith("weekday")]
     assert days[0].prompt == "Monday, Tuesday, Wednesday,"
     assert days[0].options[days[0].answer] == " Thursday"
@@ -50,4 +51,30 @@ def test_cloze_options():
 def test_cloze_default_and_other_cldr_languages():
     assert load_task("cloze").langs == embedded_languages("corpus")
     yo = load_task("cloze", langs=["yo"], kinds="weekday")  # Yoruba: not in LANGUAGES, known to CLDR
-    assert len(yo.items("yo")) == 7
+    assert len(yo.items("yo")) == 7 * 18
+
+
+@pytest.mark.parametrize("lang", embedded_languages("corpus"))
+def test_every_embedded_language_has_342_distinct_items_with_a_computed_key(lang):
+    items = load_task("cloze", langs=[lang]).items(lang)
+    assert len(items) == 342 >= 300
+    assert len({it.id for it in items}) == len({it.prompt for it in items}) == 342
+    names = {kind: cloze_names(lang, kind) for kind in ("weekday", "month")}
+    sep = cloze_separator(lang)
+    for it in items:  # recompute the key from the shown names alone
+        kind = it.id.split("-")[0]
+        seq = names[kind]
+        shown = (it.prompt + sep[len(sep.rstrip()):]).split(sep)[:-1]
+        idx = [seq.index(name) for name in shown]
+        step = (idx[1] - idx[0]) % len(seq)
+        assert all((b - a) % len(seq) == step for a, b in zip(idx, idx[1:]))
+        assert it.options[it.answer].strip() == seq[(idx[-1] + step) % len(seq)]
+
+
+def test_cloze_patterns_are_checked():
+    with pytest.raises(DataValidationError, match="cloze steps must be some of"):
+        load_task("cloze", langs=["en"], steps=[4])
+    with pytest.raises(DataValidationError, match="Unknown cloze direction 'up'"):
+        load_task("cloze", langs=["en"], directions="up")
+    back = load_task("cloze", langs=["en"], kinds="month", directions="backward", steps=3, lengths=4).items("en")
+    assert back[0].prompt == "January, October, July, April," and back[0].options[back[0].answer] == " January"
