@@ -249,8 +249,12 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
     their own colours; the anchor language (English by default: its score must not drop) is
     the hatched bar on the left, behind a dotted separator. ``*`` (a text trace) marks
     languages with ``p_value < 1 - confidence`` (``alpha=``, deprecated, is the old spelling
-    of that threshold: ``alpha=0.05`` is ``confidence=0.95``); a dotted line and the panel
-    title give the mean target gain; a footnote explains the marks. ``metric`` as in
+    of that threshold: ``alpha=0.05`` is ``confidence=0.95``); a dotted line and a note in the
+    panel's corner give the mean target gain; when ``eval_df`` has an ``mde`` column (the
+    smallest effect the experiment could detect, see
+    :func:`clas_lens.metrics.min_detectable_effect`), grey dashes at ``+mde`` and ``-mde``
+    beside each bar show it, so a bar inside its dashes is a gain the experiment could not
+    have told from zero; a footnote explains the marks. ``metric`` as in
     :func:`sweep_curves`. ``anchor=None`` draws no anchor (otherwise a missing anchor is an
     error). Every language is a tick of its panel's x axis; for print sizes the panels wrap
     (one column for ``size="single"``).
@@ -262,6 +266,9 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
     >>> fig = language_gains(df)
     >>> [t.name for t in fig.data], list(fig.data[2].x)
     (['anchor (en)', 'target languages', '* p < 0.05'], ['zh'])
+    >>> fig = language_gains(df.assign(mde=[0.02, 0.04, 0.04]))
+    >>> [t.name for t in fig.data][-1], fig.data[-1].y.tolist()
+    ('± MDE (80% power)', [0.02, -0.02, 0.04, -0.04, 0.04, -0.04])
     """
     if alpha is not None:
         warnings.warn("language_gains(alpha=...) is deprecated: pass confidence=1 - alpha "
@@ -299,11 +306,9 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
             order = [l for l in langs if l in sub.index and l == anchor] + \
                 [l for l in langs if l in sub.index and l != anchor]
             facets[task, cond] = sub.loc[order]
-    titles = []
-    for (task, cond), sub in facets.items():
-        targets = sub[sub.index != anchor]["diff"].astype(float)
-        mean = f" (mean target gain {targets.mean():+.3f})" if targets.notna().any() else ""
-        titles.append(f"{task} · {condition_label(cond)}{mean}")
+    titles = [f"{task} · {condition_label(cond)}" for task, cond in facets]
+    has_mde = "mde" in df.columns and pd.to_numeric(df["mde"], errors="coerce").notna().any()
+    mde_name = "± MDE (80% power)"
     preset = get_size(size)
     cols = min(len(conditions), preset.wide_cols)  # screen: a row per task, a column per condition
     rows = -(-len(facets) // cols)
@@ -350,20 +355,37 @@ def language_gains(eval_df: pd.DataFrame, anchor: str | None = "en", *,
                 textposition="top center", textfont=dict(size=preset.font + 3, color=FIT_COLOR),
                 name=sig_name, showlegend=False, hoverinfo="skip", cliponaxis=False,
             ), row=r, col=c)
+        if has_mde:
+            mde = pd.to_numeric(sub["mde"], errors="coerce").to_numpy(dtype=float)
+            ok = np.isfinite(mde)
+            xs = [l for l, k in zip(sub.index, ok) if k for _ in (0, 1)]
+            fig.add_trace(go.Scatter(
+                x=xs, y=np.stack([mde[ok], -mde[ok]], axis=-1).ravel(), mode="markers",
+                marker=dict(symbol="line-ew-open", size=preset.font, color="#888888",
+                            line=dict(width=1.5, color="#888888")),
+                name=mde_name, legendgroup="mde", showlegend=mde_name not in shown,
+                hovertemplate="%{x}: MDE ± %{y:.4f}<extra></extra>",
+            ), row=r, col=c)
+            shown.add(mde_name)
         targets = d_all[~is_anchor]
         if np.isfinite(targets).any():
-            fig.add_hline(y=float(np.nanmean(targets)),
-                          line=dict(color=FIT_COLOR, width=1, dash="dot"), row=r, col=c)
+            mean = float(np.nanmean(targets))
+            fig.add_hline(y=mean, line=dict(color=FIT_COLOR, width=1, dash="dot"), row=r, col=c)
+            fig.add_annotation(text=f"mean {mean:+.3g}", xref="x domain", yref="y domain", x=0.99, y=0.99,
+                               xanchor="right", yanchor="top", showarrow=False,
+                               font=dict(size=preset.font - 1, color=FIT_COLOR), row=r, col=c)
         if is_anchor.any() and (~is_anchor).any():
             fig.add_vline(x=0.5, line=dict(color="#bbbbbb", width=1, dash="dot"), row=r, col=c)
         fig.add_hline(y=0, line=dict(color=FIT_COLOR, width=1), row=r, col=c)
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(sub.index),
-                         tickmode="array", tickvals=list(sub.index), row=r, col=c)
+                         tickmode="array", tickvals=list(sub.index), tickangle=0, tickfont=dict(size=preset.small),
+                         row=r, col=c)  # one row of small ticks: the spacing leaves room for one
         if c == 1:
             fig.update_yaxes(title_text=f"Δ {chosen[task]} vs {base_label}", row=r, col=c)
     add_note(
         fig, text=f"bars: steered − {base_label}, error bars: 95% CI; {sig_name} vs {base_label}; "
              "dotted line: mean target gain"
+             + ("; grey dashes: ± minimum detectable effect (80% power)" if has_mde else "")
              + (f"; hatched: anchor {anchor}" if anchor is not None else ""))
     return finish(fig, size=preset, title=title, plot_height=plot_h, width=width_for(cols),
                   x_titled=False)

@@ -158,7 +158,7 @@ def load_task(name: str, langs: Sequence[str] | None = None, **options: Any) -> 
       ``"validation"``, the old spelling, still selects the hub split with a
       DeprecationWarning).
     * lm, completion: ``corpus="default"`` (a name or path for :func:`~clas_lens.data.corpus.load_corpus`).
-    * cloze: ``kinds=("weekday", "month")``, ``separators`` ({lang: sep}; default CLDR's list
+    * cloze: ``kinds=("weekday", "month")``, ``directions``, ``steps``, ``lengths`` (the sequence patterns), ``separators`` ({lang: sep}; default CLDR's list
       separator), ``option_prefix`` (default: the separator's trailing whitespace, so " " after
       ", " and nothing after "、").
 

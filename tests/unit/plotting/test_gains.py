@@ -63,8 +63,10 @@ def test_sweep_curves_skips_rows_without_strength(sweep_df):
 
 def test_language_gains(eval_df):
     fig = plotting.language_gains(eval_df, anchor="en")
-    assert len(_annotations(fig)) == 4 + 1  # 2 tasks x 2 steered conditions + footnote
-    assert _annotations(fig)[0] == "nli · clas (mean target gain +0.030)"
+    # 2 tasks x 2 steered conditions: a title and a corner note with the mean target gain; a footnote
+    assert len(_annotations(fig)) == 4 + 4 + 1
+    assert _annotations(fig)[0] == "nli · clas" and _annotations(fig)[4] == "mean +0.03"
+    assert max(len(a) for a in _annotations(fig)[:-1]) <= 20  # short titles: panels never collide
     assert "error bars: 95% CI" in _annotations(fig)[-1]
     anchors = [t for t in fig.data if t.name == "anchor (en)"]
     targets = [t for t in fig.data if t.name == "target languages"]
@@ -80,6 +82,17 @@ def test_language_gains(eval_df):
     assert list(fig.layout.xaxis.categoryarray) == ["en", "de", "zh", "hi"]  # anchor first
     # the base condition is not a panel
     assert not any("base" in a for a in _annotations(fig)[:-1])
+    assert "MDE" not in _annotations(fig)[-1]  # no mde column, no dashes
+
+
+def test_language_gains_draws_the_mde_beside_each_bar(eval_df):
+    df = eval_df.assign(mde=np.where(eval_df["lang"] == "zh", np.nan, 0.05))
+    fig = plotting.language_gains(df, anchor="en")
+    dashes = [t for t in fig.data if t.name == "± MDE (80% power)"]
+    assert len(dashes) == 4 and sum(t.showlegend for t in dashes) == 1
+    assert list(dashes[0].x) == ["en", "en", "de", "de", "hi", "hi"]  # zh has no MDE: no dash
+    np.testing.assert_allclose(dashes[0].y, [0.05, -0.05] * 3)
+    assert "minimum detectable effect" in _annotations(fig)[-1]
 
 
 def test_language_gains_anchor_rules(eval_df):
@@ -88,7 +101,7 @@ def test_language_gains_anchor_rules(eval_df):
         plotting.language_gains(no_en)
     fig = plotting.language_gains(no_en, anchor=None, metric={"nli": "accuracy"})
     assert {t.name for t in fig.data} == {"target languages", "* p < 0.05"}
-    assert len(_annotations(fig)) == 2 + 1
+    assert len(_annotations(fig)) == 2 + 2 + 1
     with pytest.raises(DataValidationError, match="no steered condition"):
         plotting.language_gains(eval_df[eval_df["condition"] == "base"])
     with pytest.raises(DataValidationError, match="same"):
@@ -102,11 +115,11 @@ def test_language_gains_with_evaluate_baseline_naming(eval_df):
     df.loc[df["condition"] == "baseline", ["diff", "diff_ci_low", "diff_ci_high",
                                            "p_value"]] = np.nan
     fig = plotting.language_gains(df)
-    titles = _annotations(fig)[:-1]
+    titles = [a for a in _annotations(fig)[:-1] if not a.startswith("mean ")]
     assert len(titles) == 4 and not any("baseline" in t for t in titles)
     assert fig.layout.yaxis.title.text == "Δ accuracy vs unsteered"
     named = plotting.language_gains(eval_df, base="clas")  # any condition can be the reference
-    assert {t.split(" (")[0] for t in _annotations(named)[:-1]} == {
+    assert {t for t in _annotations(named)[:-1] if not t.startswith("mean ")} == {
         "nli · unsteered", "nli · int_mu", "qa · unsteered", "qa · int_mu"}
 
 
