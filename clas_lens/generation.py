@@ -7,6 +7,9 @@ decoding (``do_sample=False``), checked token for token in the tests:
   position (``logits_to_keep=1``), so the 262k-token unembedding of Gemma is paid once per step.
 * ``use_cache=True`` feeds the Hugging Face KV cache back through ``bridge.forward`` with
   explicit positions and the full attention mask; only the new token runs through the blocks.
+  Inside :func:`clas_lens.prefix.reuse_prefix` (a sweep) the prompt pass replays the blocks
+  before the first edited layer, with the KV cache they wrote, from an earlier condition's
+  prompt pass on the same prompts; the tokens are the same as without it.
 
 Each row ends on its own: at any end-of-sequence id of the model (:func:`eos_token_ids`: every
 id of its generation config, which may be a list, as HF ``generate`` does), at a ``stop_ids``
@@ -19,6 +22,7 @@ The bridge's own ``generate`` with its KV cache diverges from HF greedy in Trans
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import torch
@@ -27,6 +31,7 @@ from einops import rearrange
 from clas_lens._compat import patch_bridge_kv_cache
 from clas_lens.batching import encode
 from clas_lens.checks import positive_int, require_finite
+from clas_lens.prefix import reuse_steps
 
 patch_bridge_kv_cache()
 
@@ -105,40 +110,43 @@ def generate_tokens(
     done = [False] * len(prompts)
     cache = None
     step_ids = ids
-    for step in range(max_new_tokens):
-        if use_cache:
-            pos = _positions(mask)[:, -step_ids.shape[1]:]
-            logits, cache = model(
-                step_ids,
-                attention_mask=mask,
-                position_ids=pos,
-                past_key_values=cache,
-                use_cache=True,
-                return_type="logits_and_cache",
-                logits_to_keep=1,
-            )
-        else:
-            logits = model(
-                ids, attention_mask=mask, position_ids=_positions(mask), logits_to_keep=1
-            )
-        live = [i for i, d in enumerate(done) if not d]
-        require_finite(logits[live, -1, :], "generate: the next-token logits")  # argmax of NaN would pick token 0
-        nxt = logits[:, -1, :].argmax(dim=-1)
-        for i, t in enumerate(nxt.tolist()):
-            if done[i]:
-                continue
-            if t in enders:
-                done[i] = True
-                continue
-            out[i].append(t)
-            if stops:
-                text = model.tokenizer.decode(out[i], skip_special_tokens=True)
-                done[i] = any(s in text for s in stops)
-        if all(done):
-            break
-        step_ids = rearrange(nxt, "batch -> batch 1")
-        ids = torch.cat([ids, step_ids], dim=1)
-        mask = torch.cat([mask, torch.ones_like(step_ids, dtype=mask.dtype)], dim=1)
+    # Inside clas_lens.prefix.reuse_prefix the prompt pass replays the unsteered blocks (and the
+    # KV cache they wrote) stored by an earlier condition; the decode steps run every block.
+    unit = reuse_steps(model, ids, mask, keep_cache=True) if use_cache else contextlib.nullcontext(None)
+    with unit as prompt_step:
+        for step in range(max_new_tokens):
+            if use_cache:
+                pos = _positions(mask)[:, -step_ids.shape[1]:]
+                with prompt_step() if step == 0 else contextlib.nullcontext():
+                    logits, cache = model(
+                        step_ids,
+                        attention_mask=mask,
+                        position_ids=pos,
+                        past_key_values=cache,
+                        use_cache=True,
+                        return_type="logits_and_cache",
+                        logits_to_keep=1,
+                    )
+            else:
+                logits = model(ids, attention_mask=mask, position_ids=_positions(mask), logits_to_keep=1)
+            live = [i for i, d in enumerate(done) if not d]
+            require_finite(logits[live, -1, :], "generate: the next-token logits")  # argmax of NaN would pick token 0
+            nxt = logits[:, -1, :].argmax(dim=-1)
+            for i, t in enumerate(nxt.tolist()):
+                if done[i]:
+                    continue
+                if t in enders:
+                    done[i] = True
+                    continue
+                out[i].append(t)
+                if stops:
+                    text = model.tokenizer.decode(out[i], skip_special_tokens=True)
+                    done[i] = any(s in text for s in stops)
+            if all(done):
+                break
+            step_ids = rearrange(nxt, "batch -> batch 1")
+            ids = torch.cat([ids, step_ids], dim=1)
+            mask = torch.cat([mask, torch.ones_like(step_ids, dtype=mask.dtype)], dim=1)
     return out
 
 

@@ -17,7 +17,11 @@ Two entry points:
   prompts, then the options on the prompts' KV cache (:mod:`clas_lens.scoring`). A replayed
   block writes a placeholder of the right length into the KV cache it is handed, so that the
   cache lengths, masks and positions of the next forward stay right; the placeholder is never
-  attended to (the blocks that would read it are replayed too).
+  attended to (the blocks that would read it are replayed too). With ``keep_cache=True`` the
+  replayed blocks instead write the keys and values they wrote when the prefix was stored
+  (recorded from their cache updates), so the cache ends exactly as after the full forward:
+  greedy generation (:mod:`clas_lens.generation`) replays its prompt pass this way, and its
+  decode steps, whose tokens differ by condition, run every block on that cache.
 
 The replay is exact (the stored tensor *is* block ``k-1``'s output on these tokens), and it is
 used only when it is safe: no TransformerLens hook is active on any block before ``k`` or on the
@@ -162,6 +166,18 @@ def _key(tag: str, *parts: Tensor | None) -> str:
     return h.hexdigest()
 
 
+def _tensors(x: Any) -> Iterator[Tensor]:
+    """Every tensor in a nest of tuples / lists / dicts."""
+    if isinstance(x, Tensor):
+        yield x
+    elif isinstance(x, (tuple, list)):
+        for v in x:
+            yield from _tensors(v)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _tensors(v)
+
+
 @dataclasses.dataclass
 class PrefixMemo:
     """Residuals entering block ``start``, keyed by the tokens (and mask, positions) they were
@@ -178,15 +194,16 @@ class PrefixMemo:
     nbytes: int = 0
     _store: dict = dataclasses.field(default_factory=dict, repr=False)
 
-    def get(self, key: str) -> tuple[Tensor, ...] | None:
+    def get(self, key: str) -> tuple | None:
         return self._store.get(key)
 
-    def put(self, key: str, resids: tuple[Tensor, ...]) -> None:
-        size = sum(t.numel() * t.element_size() for t in resids)
+    def put(self, key: str, steps: tuple) -> None:
+        """Store one unit's steps, each ``(residual, kv_updates or None)``."""
+        size = sum(t.numel() * t.element_size() for t in _tensors(steps))
         if self.nbytes + size > self.max_bytes:
             self.dropped += 1
             return
-        self._store[key] = resids
+        self._store[key] = steps
         self.nbytes += size
 
 
@@ -229,8 +246,10 @@ def _usable(model) -> PrefixMemo | None:
 
 
 @contextlib.contextmanager
-def _record(layers, start: int, box: list[Tensor]) -> Iterator[None]:
-    """Append block ``start-1``'s output (a copy) to ``box`` during the forward."""
+def _record(layers, start: int, box: list[Tensor], kv_box: list | None = None) -> Iterator[None]:
+    """Append block ``start-1``'s output (a copy) to ``box`` during the forward; with ``kv_box``
+    also every KV-cache update of blocks ``0..start-1`` (their exact arguments, copied), so a
+    replay can leave the cache as the full forward leaves it (generation reads it later)."""
 
     def keep(mod, args, out):
         if not isinstance(out, Tensor):
@@ -240,11 +259,43 @@ def _record(layers, start: int, box: list[Tensor]) -> Iterator[None]:
             )
         box.append(out.detach().clone())
 
-    handle = layers[start - 1].register_forward_hook(keep)
+    handles = [layers[start - 1].register_forward_hook(keep)]
+    if kv_box is not None:
+        updates: list = []
+        kv_box.append(updates)
+        for i in range(start):
+            handles += _watch_cache(layers[i], updates)
     try:
         yield
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
+
+
+def _watch_cache(layer, updates: list) -> list:
+    """Hooks on one decoder layer that record the ``update`` calls its forward makes on the KV
+    cache it is handed (``(key, value, layer_idx, cache_kwargs)``, tensors copied)."""
+
+    def before(mod, args, kwargs):
+        cache = _find_cache(args[1:], kwargs)
+        if cache is None:
+            return
+        real = cache.update
+
+        def update(key_states, value_states, layer_idx, cache_kwargs=None, *rest, **kw):
+            updates.append((key_states.detach().clone(), value_states.detach().clone(), layer_idx, cache_kwargs))
+            return real(key_states, value_states, layer_idx, cache_kwargs, *rest, **kw)
+
+        cache.__dict__["update"] = update
+        mod.__dict__["_clas_lens_watched"] = cache
+
+    def after(mod, args, kwargs, out):
+        cache = mod.__dict__.pop("_clas_lens_watched", None)
+        if cache is not None:
+            cache.__dict__.pop("update", None)
+
+    return [layer.register_forward_pre_hook(before, with_kwargs=True),
+            layer.register_forward_hook(after, with_kwargs=True)]
 
 
 def _find_cache(args: tuple, kwargs: dict) -> Any:
@@ -257,9 +308,14 @@ def _find_cache(args: tuple, kwargs: dict) -> Any:
 
 
 @contextlib.contextmanager
-def _replay(layers, start: int, resid: Tensor) -> Iterator[None]:
-    """Blocks ``0..start-2`` return their input, block ``start-1`` returns ``resid``; each writes a
-    placeholder of the right length into the KV cache it is handed (never attended to)."""
+def _replay(layers, start: int, resid: Tensor, updates: list | None = None) -> Iterator[None]:
+    """Blocks ``0..start-2`` return their input, block ``start-1`` returns ``resid``; each writes
+    into the KV cache it is handed either the updates recorded when the prefix was stored
+    (``updates``: the cache ends as after the full forward) or a placeholder of the right length
+    (never attended to)."""
+    by_layer: dict[int, list] = {}
+    for u in updates or ():
+        by_layer.setdefault(int(u[2]), []).append(u)
 
     def skipped(i: int) -> Callable:
         def forward(*args, **kwargs):
@@ -270,7 +326,10 @@ def _replay(layers, start: int, resid: Tensor) -> Iterator[None]:
                     f"{tuple(hidden.shape)}; the forwards of a reuse_steps unit must repeat in the same order."
                 )
             cache = _find_cache(args[1:], kwargs)
-            if cache is not None:
+            if cache is not None and updates is not None:
+                for k, v, idx, cache_kwargs in by_layer.get(i, ()):
+                    cache.update(k, v, idx, cache_kwargs)
+            elif cache is not None:
                 z = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[1], 1)
                 cache.update(z, z, i)
             return resid.clone() if i == start - 1 else hidden
@@ -315,13 +374,19 @@ def forward_at(
 
 
 @contextlib.contextmanager
-def reuse_steps(model, *key_parts: Tensor | None) -> Iterator[Callable[[], ContextManager[None]]]:
+def reuse_steps(model, *key_parts: Tensor | None, keep_cache: bool = False) -> Iterator[Callable[[], ContextManager[None]]]:
     """A unit of consecutive forwards whose prefixes are stored and replayed together.
 
     ``key_parts``: every tensor the forwards' prefixes depend on (tokens, masks, positions of
     all of them). Yields ``step``; run each forward of the unit as ``with step(): model(...)``,
     in the same order every time. Outside a :func:`reuse_prefix` scope (or when a replay is not
     safe) ``step()`` does nothing and the forwards run in full.
+
+    ``keep_cache=True``: the replayed blocks also write into the KV cache exactly what they
+    wrote when the prefix was stored (their keys and values are kept with it), so forwards after
+    the unit may attend to every layer of the cache -- generation's decode steps, which run all
+    blocks on tokens that differ by condition. Without it the replayed layers' cache holds
+    placeholders, which is right only when no later forward reads them.
 
     >>> import torch
     >>> from clas_lens.testing import tiny_model
@@ -342,22 +407,24 @@ def reuse_steps(model, *key_parts: Tensor | None) -> Iterator[Callable[[], Conte
         yield contextlib.nullcontext
         return
     layers = decoder_layers(model)
-    key = _key(f"steps@{memo.start}", *key_parts)
+    key = _key(f"steps@{memo.start}{'+kv' if keep_cache else ''}", *key_parts)
     stored = memo.get(key)
     if stored is not None:
         memo.hits += 1
         it = iter(stored)
 
         def replay_step() -> ContextManager[None]:
-            resid = next(it, None)
-            if resid is None:
+            step = next(it, None)
+            if step is None:
                 raise DataValidationError("reuse_steps: more forwards than when the prefix was stored.")
-            return _replay(layers, memo.start, resid)
+            resid, updates = step
+            return _replay(layers, memo.start, resid, updates)
 
         yield replay_step
         return
     memo.misses += 1
     box: list[Tensor] = []
-    yield lambda: _record(layers, memo.start, box)
+    kv_box: list | None = [] if keep_cache else None
+    yield lambda: _record(layers, memo.start, box, kv_box)
     if box:
-        memo.put(key, tuple(box))
+        memo.put(key, tuple(zip(box, kv_box if kv_box is not None else [None] * len(box))))

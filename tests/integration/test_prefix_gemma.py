@@ -68,3 +68,23 @@ def test_cloze_sweep_same_with_and_without_prefix_reuse(gemma, inputs, tmp_path,
     fast, full = (df.sort_values(["key", "metric"]).reset_index(drop=True) for df in (fast, full))
     np.testing.assert_allclose(fast["value"], full["value"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(fast["diff"], full["diff"], atol=1e-5, rtol=0)
+
+
+def test_qa_generation_sweep_same_with_and_without_prefix_reuse(gemma, inputs, tmp_path):
+    """Greedy generation replays the prompt pass's first blocks and their KV cache (Gemma-3's
+    sliding and global layers): the answers and their scores are the same."""
+    grid = SweepGrid(langs=["de"], tasks=["qa"], methods=["clas"], betas=[0.5], gammas=[0.2],
+                     layers=["last:4"], n_boot=50, limit=3)
+    t0 = time.perf_counter()
+    fast = run_sweep(gemma, tmp_path / "fast", grid, progress=False, **inputs)
+    t1 = time.perf_counter()
+    full = run_sweep(gemma, tmp_path / "full", grid, progress=False, reuse=False, **inputs)
+    print(f"\nqa sweep with reuse {t1 - t0:.1f} s, without {time.perf_counter() - t1:.1f} s")
+    a, b = _items(tmp_path / "fast"), _items(tmp_path / "full")
+    assert set(a) == set(b) and len(a) == len(grid.cells())
+    for key in a:
+        for m in a[key]:
+            if m == "item_id":
+                assert a[key][m] == b[key][m]
+            else:
+                np.testing.assert_allclose(a[key][m], b[key][m], atol=1e-5, rtol=0, err_msg=f"{key} {m}")

@@ -197,3 +197,74 @@ def test_first_layer_and_best_start():
     assert best_start([18, 2, 14, 14, 14], 18) == 14  # the early condition runs in full
     assert best_start([18, 17], 18) == 17
     assert best_start([18, 0], 18) == 0 and best_start([], 18) == 0
+
+
+LONG = ["the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat all day",
+        "one two", "Der Hund schläft im Garten, und die Katze liegt auf dem Dach in der Sonne"]
+
+
+def _cache_tensors(cache):
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def test_keep_cache_replay_leaves_the_cache_as_the_full_forward(tiny):
+    """Every layer of the KV cache after a replayed prompt pass equals the full pass's (Gemma-3's
+    sliding layers hold a window of 16 here, shorter than the prompts)."""
+    enc = encode(tiny, LONG, padding_side="left")
+    ids, mask = enc.input_ids, enc.attention_mask
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    assert ids.shape[1] > 16
+    start = tiny.cfg.n_layers - 1
+    kw = dict(attention_mask=mask, position_ids=pos, use_cache=True, return_type="logits_and_cache")
+    with torch.no_grad():
+        ref_logits, ref_cache = tiny(ids, **kw)
+        with reuse_prefix(tiny, start=start) as memo:
+            for _ in range(2):
+                with reuse_steps(tiny, ids, mask, keep_cache=True) as step:
+                    with step():
+                        logits, cache = tiny(ids, **kw)
+    assert memo.misses == 1 and memo.hits == 1 and memo.fallbacks == 0
+    real = mask.bool()
+    assert (logits - ref_logits).abs()[real].max().item() <= 1e-5
+    for (k, v), (rk, rv) in zip(_cache_tensors(cache), _cache_tensors(ref_cache), strict=True):
+        assert k.shape == rk.shape and torch.equal(k, rk) and torch.equal(v, rv)
+    assert cache.get_seq_length() == ref_cache.get_seq_length()
+
+
+@pytest.mark.parametrize("kind", ["clas", "add", "deactivate"])
+def test_generation_with_prefix_reuse_gives_the_same_tokens(tiny, kind):
+    from clas_lens.generation import generate_tokens
+
+    layer = tiny.cfg.n_layers - 1
+    iv = _interventions(tiny, layer)[kind]
+    with torch.no_grad(), steer(tiny, iv):
+        full = generate_tokens(tiny, LONG, 8)
+        uncached = generate_tokens(tiny, LONG, 8, use_cache=False)
+    with torch.no_grad(), reuse_prefix(tiny, start=layer) as memo:
+        plain = generate_tokens(tiny, LONG, 8)  # the unsteered condition stores the prompt's prefix
+        with steer(tiny, iv):
+            fast = generate_tokens(tiny, LONG, 8)
+    assert memo.misses == 1 and memo.hits == 1 and memo.fallbacks == 0
+    assert fast == full == uncached
+    with torch.no_grad():
+        assert plain == generate_tokens(tiny, LONG, 8)
+
+
+def test_a_wrong_cache_would_be_seen():
+    """The token check above can fail: with the stored keys and values of the replayed layers
+    scaled (a wrong cache), the decode steps of a random tiny Llama pick other tokens."""
+    from clas_lens.generation import generate_tokens
+    from clas_lens.testing import tiny_model
+
+    model = tiny_model("llama")
+    with torch.no_grad():
+        ref = generate_tokens(model, LONG, 8)
+        with reuse_prefix(model, start=model.cfg.n_layers - 1) as memo:
+            assert generate_tokens(model, LONG, 8) == ref  # stores
+            for steps in memo._store.values():
+                for _, updates in steps:
+                    for k, v, _, _ in updates:
+                        k.mul_(-3.0)
+                        v.mul_(-3.0)
+            wrong = generate_tokens(model, LONG, 8)      # replays the damaged cache
+    assert memo.hits == 1 and wrong != ref
