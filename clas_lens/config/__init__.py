@@ -27,6 +27,7 @@ from clas_lens.config.consistency import check_corpus, check_ranges, check_task,
 from clas_lens.config.loading import default_config_path, load, parse_override
 from clas_lens.config.sections import (
     LATER_KEYS,
+    SPEED_KEYS,
     SECTIONS,
     ClustersSection,
     CorpusSection,
@@ -41,7 +42,7 @@ from clas_lens.config.sections import (
 )
 
 __all__ = [
-    "DEVICE_MAPS", "LATER_KEYS", "SECTIONS", "ClustersSection", "CorpusSection", "EvalSection", "FiguresSection",
+    "DEVICE_MAPS", "LATER_KEYS", "SPEED_KEYS", "SECTIONS", "ClustersSection", "CorpusSection", "EvalSection", "FiguresSection",
     "ModelSection", "NeuronsSection", "RunConfig", "RunSection", "StatsSection", "SteeringSection",
     "allowed_values", "check_corpus", "check_ranges", "check_task", "check_value", "default_config_path", "load",
     "parse_override", "task_languages",

@@ -94,6 +94,9 @@ class EvalSection:
     langs: dict[str, list[str]] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 32  # sequences per forward pass when scoring tasks
+    # replay the unsteered blocks before the first edited layer across a sweep's conditions
+    # (clas_lens.prefix; results identical, so not part of the run's identity)
+    prefix_reuse: bool = True
     dev_limits: dict[str, int] = field(default_factory=dict)  # dev items per language for choosing settings (default: limits)
     # TOST margins per metric: the anchor is "kept" only when its change is shown to lie within them
     anchor_margins: dict[str, float] = field(
@@ -137,6 +140,8 @@ LATER_KEYS: tuple[str, ...] = (
     "neurons.stability_splits", "neurons.control_method", "neurons.control_langs", "neurons.control_limit",
     "steering.random_seeds", "eval.dev_limits", "eval.anchor_margins",
 )
+#: Keys that change only how fast a run goes, never its results: not part of its identity.
+SPEED_KEYS: tuple[str, ...] = ("eval.prefix_reuse",)
 
 
 @dataclass(kw_only=True)
@@ -161,13 +166,18 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> str:
-        """sha256 of the settings that decide a run's results (figures excluded; keys of
-        :data:`LATER_KEYS` only when changed from their defaults).
+        """sha256 of the settings that decide a run's results (figures and :data:`SPEED_KEYS`
+        excluded; keys of :data:`LATER_KEYS` only when changed from their defaults).
 
         >>> RunConfig().identity() == RunConfig.from_dict({"figures": {"formats": ["html"]}}).identity()
         True
+        >>> RunConfig().identity() == RunConfig.from_dict({"eval": {"prefix_reuse": False}}).identity()
+        True
         """
         d = {k: dict(v) for k, v in self.to_dict().items() if k != "figures"}
+        for dotted in SPEED_KEYS:
+            section, key = dotted.split(".")
+            d[section].pop(key, None)
         defaults = RunConfig().to_dict()
         for dotted in LATER_KEYS:
             section, key = dotted.split(".")

@@ -33,6 +33,7 @@ from clas_lens.pipeline.steps import (
     quantiles_step,
     residual_means_step,
     stats_step,
+    step_timer,
     sweep_step,
 )
 
@@ -76,19 +77,23 @@ def run_pipeline(
     tasks = load_eval_tasks(cfg)
     check_gain_metric(cfg, tasks)
     corpus_all = load_corpus(cfg.corpus.name, langs=cfg.corpus.langs, drop_incomplete=cfg.corpus.drop_incomplete)
+    steps: dict[str, float] = {}
     with claim_run_dir(cfg, restart=restart, log=log) as (run_dir, identity):
-        _run_steps(cfg, run_dir, identity, corpus_all, tasks, figures=figures, log=log)
-        atomic_write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - t_start})
+        _run_steps(cfg, run_dir, identity, corpus_all, tasks, figures=figures, log=log, steps=steps)
+        atomic_write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - t_start,
+                                                    "steps": steps, "threads": torch.get_num_threads()})
     return run_dir
 
 
-def _run_steps(cfg: RunConfig, run_dir: Path, identity: str, corpus_all, tasks, *, figures: bool, log) -> None:
+def _run_steps(cfg: RunConfig, run_dir: Path, identity: str, corpus_all, tasks, *, figures: bool, log,
+               steps: dict[str, float]) -> None:
     report_dropped(corpus_all, run_dir, log)
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
     torch.manual_seed(cfg.run.seed)
     m = cfg.model
-    model = load_model(m.name, device=m.device, dtype=m.dtype, device_map=m.device_map or None)
+    with step_timer(steps, "load_model"):
+        model = load_model(m.name, device=m.device, dtype=m.dtype, device_map=m.device_map or None)
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -104,16 +109,22 @@ def _run_steps(cfg: RunConfig, run_dir: Path, identity: str, corpus_all, tasks, 
         return corpus_all if not n or n >= len(corpus_all) else corpus_all.subset(ids=corpus_all.ids[:n])
 
     stats_corpus = limited(cfg.corpus.stats_limit)
-    stats = stats_step(cfg, model, stats_corpus, run_dir, log)
-    neurons = neurons_step(cfg, stats, run_dir)
-    quantiles, levels = quantiles_step(cfg, model, stats_corpus, neurons, run_dir, log)
-    means = residual_means_step(cfg, model, stats_corpus, run_dir, log)
+    with step_timer(steps, "stats"):
+        stats = stats_step(cfg, model, stats_corpus, run_dir, log)
+    with step_timer(steps, "neurons"):
+        neurons = neurons_step(cfg, stats, run_dir)
+    with step_timer(steps, "quantiles_and_means"):
+        quantiles, levels = quantiles_step(cfg, model, stats_corpus, neurons, run_dir, log)
+        means = residual_means_step(cfg, model, stats_corpus, run_dir, log)
     sweep = sweep_step(cfg, model, run_dir, log, neurons=neurons, stats=stats, quantiles=quantiles,
-                       quantile_levels=levels, residual_means=means, tasks=tasks)
-    reps, _, deltas = clusters_step(cfg, model, limited(cfg.corpus.cluster_limit), neurons, run_dir, log)
-    divergence_step(cfg, sweep, deltas, reps, run_dir, log)
+                       quantile_levels=levels, residual_means=means, tasks=tasks, steps=steps)
+    with step_timer(steps, "clusters"):
+        reps, _, deltas = clusters_step(cfg, model, limited(cfg.corpus.cluster_limit), neurons, run_dir, log)
+    with step_timer(steps, "divergence"):
+        divergence_step(cfg, sweep, deltas, reps, run_dir, log)
     if figures:
-        made = make_figures(run_dir, formats=cfg.figures.formats, log=log)
+        with step_timer(steps, "figures"):
+            made = make_figures(run_dir, formats=cfg.figures.formats, log=log)
         log(f"figures: {len(made)} written to {run_dir / 'figures'}")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -244,18 +245,40 @@ def residual_means_step(cfg: RunConfig, model, corpus, run_dir: Path, log: Log) 
     return rm
 
 
+@contextmanager
+def step_timer(steps: dict[str, float], name: str):
+    """Add the wall time (s) of the ``with`` block to ``steps[name]`` (a resumed step: near 0).
+
+    >>> steps = {}
+    >>> with step_timer(steps, "nothing"):
+    ...     pass
+    >>> list(steps), steps["nothing"] < 1
+    (['nothing'], True)
+    """
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - t0
+
+
 def sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, *, tasks: dict[str, Task] | None = None,
-               **inputs: Any) -> pd.DataFrame:
+               steps: dict[str, float] | None = None, **inputs: Any) -> pd.DataFrame:
     """Every evaluation under interventions, in order: the positive control, the dev sweep and
     the choice of each method's setting, the test sweep of every task with CLAS's controls;
     returns the test sweep's table (``sweep.csv``). ``inputs``: ``neurons``, ``stats``,
     ``quantiles``, ``quantile_levels``, ``residual_means`` (as :func:`clas_lens.sweep.run_sweep`
     takes them). ``tasks``: the tasks the pipeline loaded to check them before the model; each
-    sweep loads its own split of them."""
-    positive_control_step(cfg, model, inputs.get("stats"), run_dir, log)
-    dev_sweep_step(cfg, model, run_dir, log, inputs)
-    chosen = selection_step(cfg, model, run_dir, log)
-    return report_sweep_step(cfg, model, run_dir, log, inputs, chosen)
+    sweep loads its own split of them. ``steps``: each part's wall time is added to it."""
+    steps = {} if steps is None else steps
+    with step_timer(steps, "positive_control"):
+        positive_control_step(cfg, model, inputs.get("stats"), run_dir, log)
+    with step_timer(steps, "dev_sweep"):
+        dev_sweep_step(cfg, model, run_dir, log, inputs)
+    with step_timer(steps, "selection"):
+        chosen = selection_step(cfg, model, run_dir, log)
+    with step_timer(steps, "test_sweep"):
+        return report_sweep_step(cfg, model, run_dir, log, inputs, chosen)
 
 
 def divergence_step(cfg: RunConfig, sweep: pd.DataFrame, deltas: pd.DataFrame, reps, run_dir: Path, log: Log) -> pd.DataFrame:

@@ -226,7 +226,9 @@ def summary_markdown(run_dir: str | Path, tables: dict | None = None) -> str:
     out += ["", "## Divergence test", ""] + _divergence(run_dir)
     timing = run_dir / "timing.json"
     if timing.exists():
-        out += ["", f"Run time: {read_json(timing)['seconds']:.0f} s."]
+        t = read_json(timing)
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in (t.get("steps") or {}).items())
+        out += ["", f"Run time: {t['seconds']:.0f} s" + (f" ({parts})." if parts else ".")]
     return "\n".join(out) + "\n"
 
 

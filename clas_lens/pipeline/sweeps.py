@@ -161,7 +161,7 @@ def dev_sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, inputs: dict)
     grid = design_grid(cfg, task, SELECT_SPLIT, methods=methods)
     t0 = time.perf_counter()
     with grouped_warnings(log, f"dev sweep {task}"):
-        df = run_sweep(model, sweep_dir(run_dir, SELECT_SPLIT, task), grid, **inputs)
+        df = run_sweep(model, sweep_dir(run_dir, SELECT_SPLIT, task), grid, reuse=cfg.eval.prefix_reuse, **inputs)
     write_csv(df, Path(run_dir) / "sweep_dev.csv")
     log(f"dev sweep {task} ({', '.join(methods)}): {len(grid.cells())} cells ready ({time.perf_counter() - t0:.0f} s)")
     return df
@@ -222,7 +222,8 @@ def report_sweep_step(cfg: RunConfig, model, run_dir: Path, log: Log, inputs: di
         grid = design_grid(cfg, task, REPORT_SPLIT, chosen=chosen)
         t0 = time.perf_counter()
         with grouped_warnings(log, f"test sweep {task}"):
-            frames.append(run_sweep(model, sweep_dir(run_dir, REPORT_SPLIT, task), grid, **inputs))
+            frames.append(run_sweep(model, sweep_dir(run_dir, REPORT_SPLIT, task), grid, reuse=cfg.eval.prefix_reuse,
+                                    **inputs))
         log(f"test sweep {task}: {len(grid.cells())} cells ready ({time.perf_counter() - t0:.0f} s)")
     df = pd.concat(frames, ignore_index=True)
     write_csv(df, Path(run_dir) / "sweep.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clas_lens.config import LATER_KEYS, RunConfig, allowed_values, default_config_path
+from clas_lens.config import LATER_KEYS, SPEED_KEYS, RunConfig, allowed_values, default_config_path
 from clas_lens.errors import DataValidationError
 from clas_lens.io import sha256_json
 
@@ -68,10 +68,12 @@ def test_other_fixed_sets():
 def test_identity_is_stable_for_configs_written_before_new_keys():
     cfg = RunConfig.from_dict({"run": {"name": "x"}, "steering": {"betas": [0.1]}})
     before = {k: dict(v) for k, v in cfg.to_dict().items() if k != "figures"}
-    for dotted in LATER_KEYS:  # how an older release computed config_sha256
+    for dotted in LATER_KEYS + SPEED_KEYS:  # how an older release computed config_sha256
         section, key = dotted.split(".")
         del before[section][key]
     assert cfg.identity() == sha256_json(before)
+    # a speed switch never changes what a run directory holds
+    assert RunConfig.from_dict({"eval": {"prefix_reuse": False}}).identity() == RunConfig().identity()
     assert RunConfig.from_dict({"steering": {"strengths": [2.0]}}).identity() != RunConfig().identity()
     assert RunConfig.from_dict({"figures": {"formats": ["html"]}}).identity() == RunConfig().identity()
 
