@@ -60,6 +60,7 @@ def project(
     *,
     seed: int = 0,
     texts=None,
+    center: bool = True,
     **kwargs,
 ) -> pd.DataFrame:
     """2-D projection of one layer's vectors, coloured later by language and condition.
@@ -76,6 +77,11 @@ def project(
         layer: model layer (default: the deepest layer of the first Reps).
         texts: optional source of the sentence text per (lang, id): a corpus, ``{lang: {id:
             text}}``, ``{lang: [texts]}`` or ``{(lang, id): text}``.
+        center: subtract each Reps' own mean vector at the layer before fitting, as
+            :func:`~clas_lens.clusters.compare.compare_reps` does (default): the residual stream
+            has a large common offset that dominates cosine distances, and steering moves it;
+            centred, the picture shows where the languages lie relative to each other.
+            ``False`` projects the raw vectors.
 
     Returns:
         DataFrame ``x, y, lang, condition, id, text, layer``; ``df.attrs`` has the method and,
@@ -103,8 +109,10 @@ def project(
     if layer is None:
         layer = reps_list[0].layers[-1]
     layer = reps_list[0].layers[reps_list[0].layer_index(layer)]
-    mats = [r.layer(layer)[0] for r in reps_list]
-    X = np.concatenate(mats).astype(np.float64)
+    mats = [np.asarray(r.layer(layer)[0], dtype=np.float64) for r in reps_list]
+    if center:
+        mats = [m - m.mean(axis=0, keepdims=True) for m in mats]
+    X = np.concatenate(mats)
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -142,5 +150,5 @@ def project(
             "layer": int(layer),
         }
     )
-    df.attrs.update(method=method, seed=seed, **extra)
+    df.attrs.update(method=method, seed=seed, center=center, **extra)
     return df
