@@ -66,11 +66,13 @@ figures: $(STAMP)
 	cp runs/demo/figures/*.png runs/demo/figures/*.svg figures/
 
 # Every benchmarks/bench_*.py in turn, one torch thread each (the scripts also call
-# torch.set_num_threads(1)); each prints `name: value` lines. GPU: benchmarks/gpu_check.sh.
+# torch.set_num_threads(1)); each prints `name: value` lines. bench_sweep.py also times a cold
+# demo run on 2 threads (demo_cold_minutes). GPU: benchmarks/gpu_check.sh.
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do \
 		echo "# $$f"; \
-		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) $$f || exit 1; \
+		extra=""; [ "$$f" = benchmarks/bench_sweep.py ] && extra="--demo"; \
+		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) $$f $$extra || exit 1; \
 	done
 
 clean:

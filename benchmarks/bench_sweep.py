@@ -6,10 +6,18 @@ processes' load on a shared machine does not count), on an accelerator wall time
 random neuron masks (seeded; the masks do not change the amount of work).
 
 * ``sweep_cell_over_full_forward_cell``: one steered sweep cell's forward work with prefix reuse
-  (the cell's ``predict`` inside ``reuse_prefix``, after the unsteered cell of the same (task,
-  language) stored the prefix), divided by the same cell on the full path (the same code with
-  no reuse scope: every block runs). Median of paired ratios, runs interleaved (ABBA). One
-  line per task (``..._<task>``); the unsuffixed line is the first task of ``--tasks``.
+  and logits only where scored (the cell's ``predict`` inside ``reuse_prefix``, after the
+  unsteered cell of the same (task, language) stored the prefix), divided by the same cell as a
+  full forward: every block runs and every position the model reads is unembedded (the path
+  before issue 16; for choice tasks ``old_score_items`` below, for ``lm`` the steered
+  ``predict`` without a reuse scope, which already needs the logits at every position). Median
+  of paired ratios, runs interleaved (ABBA). One line per task (``..._<task>``); the unsuffixed
+  line is the first task of ``--tasks``.
+* ``sweep_cell_over_no_reuse_cell``: the same cell over the same code without a reuse scope
+  (every block runs, logits still only where scored): what prefix reuse alone saves.
+* ``reuse_lower_bound``: the ratio prefix reuse could reach if only the blocks from the first
+  edited layer on and the scored unembeddings cost anything (parameter counts x tokens): the
+  unembedding of a 262k vocabulary at every scored position is a floor that no reuse removes.
 * ``unsteered_cell_store_over_plain``: the unsteered cell that stores the prefix, over the
   same cell without a scope (the price of storing).
 * ``scoring_tokens_per_s_ratio``: scored option tokens per second of a steered choice cell
@@ -114,6 +122,24 @@ def old_score_choices(model, per_item, batch_size):
         old_score_items(model, [per_item[k] for k in b]).cpu()
 
 
+def _cell_tokens(model, task, lang, limit) -> tuple[int, int]:
+    """(tokens a cell runs through the blocks, positions it unembeds) with logits only where
+    scored: a choice item's prompt and its options' tokens, scored at the predicting positions
+    (one-token options: the prompt's last position only); an lm item's every token."""
+    tok = model.tokenizer
+    toks = scored = 0
+    for it in task.items(lang)[:limit]:
+        if task.mode == "choice":
+            p = _Item(tok, it.prompt, it.options)
+            toks += len(p.prefix) + sum(len(c) for c in p.conts)
+            scored += 1 + sum(max(0, len(c) - 1) for c in p.conts)
+        else:
+            n = len(tok(it.prompt)["input_ids"])
+            toks += n
+            scored += n - 1
+    return toks, scored
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -172,6 +198,7 @@ def main(argv=None) -> None:
     ap.add_argument("--prefix", default="", help="name prefix of the printed lines")
     ap.add_argument("--sweep", action="store_true", help="also time a real run_sweep with and without reuse")
     ap.add_argument("--demo", action="store_true", help="also time the demo run (minutes)")
+    ap.add_argument("--demo-threads", type=int, default=2, help="threads of the timed demo run (the goal is set for 2 cores)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -224,16 +251,33 @@ def main(argv=None) -> None:
         with reuse_prefix(model, start):
             predict(model, task, args.lang, **kw)
 
+    def full_forward_cell(task):
+        """The cell before issue 16: every block, every read position unembedded."""
+        if task.mode != "choice":
+            return steered_cell(task)
+        items = [_Item(model.tokenizer, it.prompt, it.options) for it in task.items(args.lang)[: args.limit]]
+        with steer(model, clas):
+            old_score_choices(model, items, args.batch_size)
+
+    d_model, vocab = model.cfg.d_model, model.cfg.d_vocab
+    block_params = sum(p.numel() for b in model.blocks for p in b.parameters()) / n
     for i, (name, task) in enumerate(tasks.items()):
         steered_cell(task)  # warm-up
-        secs, ratio = _paired({"reuse": lambda: reuse_cell(task), "full": lambda: steered_cell(task)},
+        full_forward_cell(task)
+        secs, ratio = _paired({"reuse": lambda: reuse_cell(task), "full": lambda: full_forward_cell(task)},
                               args.repeats, device)
+        secs_nr, ratio_nr = _paired({"reuse": lambda: reuse_cell(task), "no_reuse": lambda: steered_cell(task)},
+                                    args.repeats, device)
         _, store = _paired({"store": lambda: store_cell(task), "plain": lambda: predict(model, task, args.lang, **kw)},
                            max(1, args.repeats - 1), device)
+        toks, scored = _cell_tokens(model, task, args.lang, args.limit)
+        bound = ((n - start) * block_params * toks + d_model * vocab * scored) / (n * block_params * toks + d_model * vocab * scored)
         if i == 0:
             print(f"{P}sweep_cell_over_full_forward_cell: {ratio:.3f}")
         print(f"{P}sweep_cell_over_full_forward_cell_{name}: {ratio:.3f}")
-        print(f"{P}sweep_cell_s_{name}: reuse {secs['reuse']:.2f} full {secs['full']:.2f}")
+        print(f"{P}sweep_cell_over_no_reuse_cell_{name}: {ratio_nr:.3f}")
+        print(f"{P}reuse_lower_bound_{name}: {bound:.3f} ({toks} tokens, {scored} scored positions)")
+        print(f"{P}sweep_cell_s_{name}: reuse {secs['reuse']:.2f} no_reuse {secs_nr['no_reuse']:.2f} full {secs['full']:.2f}")
         print(f"{P}unsteered_cell_store_over_plain_{name}: {store:.3f}")
 
     # scored option tokens per second: new path (reuse + logits at predicting positions) vs old path
@@ -298,7 +342,7 @@ def main(argv=None) -> None:
         print(f"{P}sweep_predictions_equal: {same}")
 
     if args.demo:
-        print(f"{P}demo_cold_minutes: {_demo_minutes(args.threads):.2f}")
+        print(f"{P}demo_cold_minutes: {_demo_minutes(args.demo_threads):.2f} ({args.demo_threads} threads)")
 
 
 if __name__ == "__main__":
