@@ -15,6 +15,10 @@ random neuron masks (seeded; the masks do not change the amount of work).
   line is the first task of ``--tasks``.
 * ``sweep_cell_over_no_reuse_cell``: the same cell over the same code without a reuse scope
   (every block runs, logits still only where scored): what prefix reuse alone saves.
+* ``batch_doubling_time_ratio``: a steered forward (logits at the last position) of the first
+  task's prompts stacked twice, over twice the time of the prompts once: below 1 when a bigger
+  batch uses the device better, which is what batching several conditions into one pass would
+  buy; about 1 on a CPU thread, where the work grows with the batch.
 * ``reuse_lower_bound``: the ratio prefix reuse could reach if only the blocks from the first
   edited layer on and the scored unembeddings cost anything (parameter counts x tokens): the
   unembedding of a 262k vocabulary at every scored position is a floor that no reuse removes.
@@ -133,10 +137,12 @@ def _cell_tokens(model, task, lang, limit) -> tuple[int, int]:
             p = _Item(tok, it.prompt, it.options)
             toks += len(p.prefix) + sum(len(c) for c in p.conts)
             scored += 1 + sum(max(0, len(c) - 1) for c in p.conts)
-        else:
+        elif task.mode == "lm":
             n = len(tok(it.prompt)["input_ids"])
             toks += n
             scored += n - 1
+        else:  # generation: decode steps run every block whatever the reuse; no bound printed
+            return 0, 0
     return toks, scored
 
 
@@ -271,7 +277,8 @@ def main(argv=None) -> None:
         _, store = _paired({"store": lambda: store_cell(task), "plain": lambda: predict(model, task, args.lang, **kw)},
                            max(1, args.repeats - 1), device)
         toks, scored = _cell_tokens(model, task, args.lang, args.limit)
-        bound = ((n - start) * block_params * toks + d_model * vocab * scored) / (n * block_params * toks + d_model * vocab * scored)
+        bound = (((n - start) * block_params * toks + d_model * vocab * scored)
+                 / (n * block_params * toks + d_model * vocab * scored) if toks else float("nan"))
         if i == 0:
             print(f"{P}sweep_cell_over_full_forward_cell: {ratio:.3f}")
         print(f"{P}sweep_cell_over_full_forward_cell_{name}: {ratio:.3f}")
@@ -279,6 +286,22 @@ def main(argv=None) -> None:
         print(f"{P}reuse_lower_bound_{name}: {bound:.3f} ({toks} tokens, {scored} scored positions)")
         print(f"{P}sweep_cell_s_{name}: reuse {secs['reuse']:.2f} no_reuse {secs_nr['no_reuse']:.2f} full {secs['full']:.2f}")
         print(f"{P}unsteered_cell_store_over_plain_{name}: {store:.3f}")
+
+    # what batching conditions could buy on this device: a batch twice as big, stacked
+    from clas_lens.batching import encode
+
+    first_task = next(iter(tasks.values()))
+    prompts = [it.prompt for it in first_task.items(args.lang)[: args.limit]]
+    enc1 = encode(model, prompts, padding_side="left")
+    enc2 = encode(model, prompts + prompts, padding_side="left")
+
+    def forward(enc):
+        with torch.no_grad(), steer(model, clas):
+            model(enc.input_ids, attention_mask=enc.attention_mask, logits_to_keep=1)
+
+    forward(enc2)
+    secs, _ = _paired({"double": lambda: forward(enc2), "single": lambda: forward(enc1)}, args.repeats, device)
+    print(f"{P}batch_doubling_time_ratio: {secs['double'] / (2 * secs['single']):.3f}")
 
     # scored option tokens per second: new path (reuse + logits at predicting positions) vs old path
     choice = [t for t in tasks.values() if t.mode == "choice"]

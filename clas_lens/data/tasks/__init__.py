@@ -46,7 +46,7 @@ Other tasks join with :func:`register_task`.
 
 >>> task = load_task("cloze", langs=["en", "de"])
 >>> task.mode, task.metrics, len(task.items("en"))
-('choice', ['margin', 'gold_logprob', 'accuracy'], 19)
+('choice', ['margin', 'gold_logprob', 'accuracy'], 342)
 >>> item = task.items("en")[0]
 >>> item.prompt, item.options[item.answer]
 ('Monday, Tuesday, Wednesday,', ' Thursday')

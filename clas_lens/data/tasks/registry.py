@@ -38,7 +38,7 @@ class TaskSpec:
     item splits existed (a value other than a split name is still read so, with a warning).
 
     >>> task_spec("cloze").any_language, sorted(task_spec("cloze").options)
-    (True, ['calibrate', 'kinds', 'length_norm', 'option_prefix', 'separators'])
+    (True, ['calibrate', 'directions', 'kinds', 'length_norm', 'lengths', 'option_prefix', 'separators', 'steps'])
     """
 
     name: str
