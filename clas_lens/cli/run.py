@@ -13,12 +13,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The whole pipeline into a run directory, then a summary."""
     import time
 
-    from clas_lens.config import default_config_path, load
+    from clas_lens.config import config_path, load
     from clas_lens.pipeline.inputs import device_status
     from clas_lens.pipeline import print_summary, run_pipeline
     from clas_lens.pipeline.run import check_config
 
-    path = args.config or default_config_path()
+    path = config_path(args.config)
     cfg = load(path, args.set)
     if args.out_dir:
         cfg.run.out_dir = checks.text(args.out_dir, "--out-dir", nonempty=True)
@@ -47,7 +47,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def add_run_commands(sub) -> None:
     """The ``run`` and ``figures`` subcommands on the subparsers ``sub``."""
     run = sub.add_parser("run", help="the whole pipeline (stats, neurons, sweep, clusters, divergence test, figures)")
-    run.add_argument("config", nargs="?", help="a TOML run config (default: the embedded demo config)")
+    run.add_argument("config", nargs="?", help="a TOML run config, or a packaged config's name (demo, paper_llama31_8b, paper_qwen25_7b; default: demo)")
     run.add_argument("--out-dir", help="override [run] out_dir")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, the value in TOML syntax (repeatable), e.g. --set model.dtype=bfloat16 "

@@ -24,7 +24,7 @@ clas_lens.errors.DataValidationError: config key 'stats.site' = 'mlp' is not all
 """
 from clas_lens.config.allowed import DEVICE_MAPS, allowed_values, check_value
 from clas_lens.config.consistency import check_corpus, check_ranges, check_task, task_languages
-from clas_lens.config.loading import default_config_path, load, parse_override
+from clas_lens.config.loading import config_path, default_config_path, load, packaged_configs, parse_override
 from clas_lens.config.sections import (
     LATER_KEYS,
     SPEED_KEYS,
@@ -44,6 +44,6 @@ from clas_lens.config.sections import (
 __all__ = [
     "DEVICE_MAPS", "LATER_KEYS", "SPEED_KEYS", "SECTIONS", "ClustersSection", "CorpusSection", "EvalSection", "FiguresSection",
     "ModelSection", "NeuronsSection", "RunConfig", "RunSection", "StatsSection", "SteeringSection",
-    "allowed_values", "check_corpus", "check_ranges", "check_task", "check_value", "default_config_path", "load",
+    "allowed_values", "check_corpus", "check_ranges", "check_task", "check_value", "config_path", "default_config_path", "load", "packaged_configs",
     "parse_override", "task_languages",
 ]

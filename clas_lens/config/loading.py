@@ -51,9 +51,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | list[str] |
     >>> load(overrides=["model.dtype=bfloat16"]).model.dtype
     'bfloat16'
     """
-    path = Path(path) if path is not None else default_config_path()
-    if not path.exists():
-        raise DataValidationError(f"config file {path} does not exist")
+    path = config_path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -66,4 +64,35 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | list[str] |
 
 def default_config_path() -> Path:
     """The embedded demo config shipped with the package."""
-    return Path(__file__).parent.parent / "configs" / "demo.toml"
+    return packaged_configs()["demo"]
+
+
+def packaged_configs() -> dict[str, Path]:
+    """The configs shipped with the package, by name (``demo``, ``paper_llama31_8b``, ...).
+
+    >>> sorted(packaged_configs())
+    ['demo', 'paper_llama31_8b', 'paper_qwen25_7b']
+    """
+    return {p.stem: p for p in sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))}
+
+
+def config_path(path: str | Path | None) -> Path:
+    """The config file ``path`` names: an existing file, else a packaged config's name
+    (``paper_llama31_8b`` or ``paper_llama31_8b.toml``); None is the demo config. Anything
+    else is an error that lists the packaged names.
+
+    >>> config_path("paper_qwen25_7b").name, config_path(None).name
+    ('paper_qwen25_7b.toml', 'demo.toml')
+    """
+    if path is None:
+        return default_config_path()
+    p = Path(path)
+    if p.exists():
+        return p
+    packaged = packaged_configs()
+    name = p.name.removesuffix(".toml")
+    if p.parent == Path(".") and name in packaged:
+        return packaged[name]
+    raise DataValidationError(
+        f"config file {p} does not exist; give a TOML file, or the name of a packaged config: {sorted(packaged)}"
+    )

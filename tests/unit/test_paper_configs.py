@@ -230,3 +230,19 @@ def test_paper_config_passes_run_check_offline(name, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"config OK: {path}" in out and f"hub id '{PAPER[name]}'" in out and "device: cuda" in out
     assert "task xquad: 12 languages" in out and "task xnli: 15 languages" in out
+
+
+def test_configs_are_found_by_name_and_from_the_repository_root(tmp_path, capsys, monkeypatch):
+    from clas_lens.cli import main
+    from clas_lens.errors import DataValidationError
+
+    repo = CONFIGS.parent.parent
+    if (repo / "configs").is_dir():  # a source checkout: `configs/` links to the packaged configs
+        monkeypatch.chdir(repo)
+        assert main(["run", "--check", "configs/paper_llama31_8b.toml", "--out-dir", str(tmp_path)]) == 0
+        assert "config OK: configs/paper_llama31_8b.toml" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)  # anywhere: a packaged config by its name
+    assert main(["run", "--check", "paper_qwen25_7b", "--out-dir", str(tmp_path)]) == 0
+    assert f"config OK: {CONFIGS / 'paper_qwen25_7b.toml'}" in capsys.readouterr().out
+    with pytest.raises(DataValidationError, match=r"does not exist; .*\['demo', 'paper_llama31_8b', 'paper_qwen25_7b'\]"):
+        config.load("paper_llama3")
