@@ -55,9 +55,9 @@ from typing import Any, Callable, ContextManager, Iterable, Iterator
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from clas_lens.errors import DataValidationError
+from clas_lens.prefix.hooks import record_prefix, replay_prefix
 
 __all__ = [
     "PrefixMemo", "reuse_prefix", "active_prefix", "forward_at", "reuse_steps",
@@ -245,106 +245,6 @@ def _usable(model) -> PrefixMemo | None:
     return memo
 
 
-@contextlib.contextmanager
-def _record(layers, start: int, box: list[Tensor], kv_box: list | None = None) -> Iterator[None]:
-    """Append block ``start-1``'s output (a copy) to ``box`` during the forward; with ``kv_box``
-    also every KV-cache update of blocks ``0..start-1`` (their exact arguments, copied), so a
-    replay can leave the cache as the full forward leaves it (generation reads it later)."""
-
-    def keep(mod, args, out):
-        if not isinstance(out, Tensor):
-            raise DataValidationError(
-                f"Prefix reuse expected decoder layers that return a tensor; {type(mod).__name__} returned "
-                f"{type(out).__name__}. Run without reuse_prefix()."
-            )
-        box.append(out.detach().clone())
-
-    handles = [layers[start - 1].register_forward_hook(keep)]
-    if kv_box is not None:
-        updates: list = []
-        kv_box.append(updates)
-        for i in range(start):
-            handles += _watch_cache(layers[i], updates)
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _watch_cache(layer, updates: list) -> list:
-    """Hooks on one decoder layer that record the ``update`` calls its forward makes on the KV
-    cache it is handed (``(key, value, layer_idx, cache_kwargs)``, tensors copied)."""
-
-    def before(mod, args, kwargs):
-        cache = _find_cache(args[1:], kwargs)
-        if cache is None:
-            return
-        real = cache.update
-
-        def update(key_states, value_states, layer_idx, cache_kwargs=None, *rest, **kw):
-            updates.append((key_states.detach().clone(), value_states.detach().clone(), layer_idx, cache_kwargs))
-            return real(key_states, value_states, layer_idx, cache_kwargs, *rest, **kw)
-
-        cache.__dict__["update"] = update
-        mod.__dict__["_clas_lens_watched"] = cache
-
-    def after(mod, args, kwargs, out):
-        cache = mod.__dict__.pop("_clas_lens_watched", None)
-        if cache is not None:
-            cache.__dict__.pop("update", None)
-
-    return [layer.register_forward_pre_hook(before, with_kwargs=True),
-            layer.register_forward_hook(after, with_kwargs=True)]
-
-
-def _find_cache(args: tuple, kwargs: dict) -> Any:
-    for x in list(args) + list(kwargs.values()):
-        if isinstance(x, EncoderDecoderCache):
-            return x.self_attention_cache
-        if isinstance(x, Cache):
-            return x
-    return None
-
-
-@contextlib.contextmanager
-def _replay(layers, start: int, resid: Tensor, updates: list | None = None) -> Iterator[None]:
-    """Blocks ``0..start-2`` return their input, block ``start-1`` returns ``resid``; each writes
-    into the KV cache it is handed either the updates recorded when the prefix was stored
-    (``updates``: the cache ends as after the full forward) or a placeholder of the right length
-    (never attended to)."""
-    by_layer: dict[int, list] = {}
-    for u in updates or ():
-        by_layer.setdefault(int(u[2]), []).append(u)
-
-    def skipped(i: int) -> Callable:
-        def forward(*args, **kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            if hidden.shape[:2] != resid.shape[:2]:
-                raise DataValidationError(
-                    f"Prefix replay: the stored residual has shape {tuple(resid.shape)} but block {i} got "
-                    f"{tuple(hidden.shape)}; the forwards of a reuse_steps unit must repeat in the same order."
-                )
-            cache = _find_cache(args[1:], kwargs)
-            if cache is not None and updates is not None:
-                for k, v, idx, cache_kwargs in by_layer.get(i, ()):
-                    cache.update(k, v, idx, cache_kwargs)
-            elif cache is not None:
-                z = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[1], 1)
-                cache.update(z, z, i)
-            return resid.clone() if i == start - 1 else hidden
-
-        return forward
-
-    for i in range(start):
-        layers[i].__dict__["forward"] = skipped(i)
-    try:
-        yield
-    finally:
-        for i in range(start):
-            layers[i].__dict__.pop("forward", None)
-
-
 def forward_at(
     model,
     input_ids: Int[Tensor, "batch pos"],
@@ -418,13 +318,13 @@ def reuse_steps(model, *key_parts: Tensor | None, keep_cache: bool = False) -> I
             if step is None:
                 raise DataValidationError("reuse_steps: more forwards than when the prefix was stored.")
             resid, updates = step
-            return _replay(layers, memo.start, resid, updates)
+            return replay_prefix(layers, memo.start, resid, updates)
 
         yield replay_step
         return
     memo.misses += 1
     box: list[Tensor] = []
     kv_box: list | None = [] if keep_cache else None
-    yield lambda: _record(layers, memo.start, box, kv_box)
+    yield lambda: record_prefix(layers, memo.start, box, kv_box)
     if box:
         memo.put(key, tuple(zip(box, kv_box if kv_box is not None else [None] * len(box))))
