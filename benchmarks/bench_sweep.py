@@ -33,13 +33,10 @@ random neuron masks (seeded; the masks do not change the amount of work).
 * ``--sweep``: a real ``run_sweep`` (first task, en + ``--lang``; unsteered, CLAS and
   deactivation) with and without reuse: ``sweep_time_ratio`` (with / without),
   ``sweep_max_abs_diff`` of every per-item value, ``sweep_predictions_equal``.
-* ``--demo``: ``demo_cold_minutes``, the wall time of ``clas-lens run <demo.toml> --out-dir
-  <tmp>`` in a fresh process: a fresh run directory and an empty statistics cache (so
-  statistics, neurons, sweep, clusters and figures are all computed), the converted model
-  taken from the warm model cache (conversion is not timed).
+(``demo_cold_minutes``, the cold demo run, is printed by ``bench_demo.py``.)
 
 Usage: ``python benchmarks/bench_sweep.py [--model default] [--device cpu] [--dtype float32]
-[--tasks nli,cloze,lm] [--limit 8] [--sweep] [--demo]``
+[--tasks nli,cloze,lm] [--limit 8] [--sweep]``
 """
 from __future__ import annotations
 
@@ -47,8 +44,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -168,27 +163,6 @@ def _paired(fns: dict, repeats: int, device) -> tuple[dict[str, float], float]:
     return {k: statistics.median(v) for k, v in times.items()}, ratio
 
 
-def _demo_minutes(threads: int) -> float:
-    from clas_lens.config import default_config_path
-    from clas_lens.models import cache_dir
-
-    with tempfile.TemporaryDirectory(prefix="clas_lens_bench_sweep_") as tmp:
-        cache = Path(tmp) / "cache"
-        cache.mkdir()
-        for sub in ("models", "gguf"):  # the converted model, from the warm cache
-            (cache_dir() / sub).mkdir(parents=True, exist_ok=True)
-            (cache / sub).symlink_to((cache_dir() / sub).resolve(), target_is_directory=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), CLAS_LENS_CACHE=str(cache))
-        cmd = [sys.executable, "-m", "clas_lens", "run", str(default_config_path()), "--out-dir", str(Path(tmp) / "runs")]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        dt = time.perf_counter() - t0
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"bench_sweep: `{' '.join(cmd)}` failed with exit code {proc.returncode}")
-    return dt / 60
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default", help="model name or folder (default: the embedded Gemma-3-270M)")
@@ -203,8 +177,6 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prefix", default="", help="name prefix of the printed lines")
     ap.add_argument("--sweep", action="store_true", help="also time a real run_sweep with and without reuse")
-    ap.add_argument("--demo", action="store_true", help="also time the demo run (minutes)")
-    ap.add_argument("--demo-threads", type=int, default=2, help="threads of the timed demo run (the goal is set for 2 cores)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -363,9 +335,6 @@ def main(argv=None) -> None:
         print(f"{P}sweep_s: reuse {times_[0]:.1f} full {times_[1]:.1f}")
         print(f"{P}sweep_max_abs_diff: {diff:.2e}")
         print(f"{P}sweep_predictions_equal: {same}")
-
-    if args.demo:
-        print(f"{P}demo_cold_minutes: {_demo_minutes(args.demo_threads):.2f} ({args.demo_threads} threads)")
 
 
 if __name__ == "__main__":
