@@ -109,27 +109,25 @@ def sentence_nll(
         att = enc.attention_mask
         pos = (att.long().cumsum(-1) - 1).clamp(min=0)
         tgt = target_mask(enc)
-        counts = tgt.sum(-1)
-        k = int(counts.max())
-        if k == 0:
+        if not bool(tgt.any()):
             continue
-        # per row, the positions that predict its targets (t - 1 for target t), padded with 0
-        at = torch.zeros((len(idx), k), dtype=torch.long, device=att.device)
-        for row in range(len(idx)):
-            where = tgt[row].nonzero().squeeze(-1)
-            at[row, : where.numel()] = where - 1
+        # position t - 1 predicts target t: unembed exactly those positions, no padding
+        pred = torch.zeros_like(tgt)
+        pred[:, :-1] = tgt[:, 1:]
         with torch.no_grad():
-            logits = forward_at(model, enc.input_ids, att, at, position_ids=pos)  # [batch, k, vocab]
+            logits = forward_at(model, enc.input_ids, att, pred, position_ids=pos).float()  # [n_targets, vocab]
+        tok = enc.input_ids[tgt]  # row-major, as the logits
+        nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+        row_of = tgt.nonzero()[:, 0].cpu()
+        bad = ~torch.isfinite(nll.cpu())
+        if bool(bad.any()):
+            r = int(row_of[bad][0])
+            require_finite(nll.cpu()[row_of == r], f"sentence_nll: the token log-likelihoods of text {idx[r]}")
+        sums = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row_of, nll.double().cpu())
+        counts = tgt.sum(-1).double().cpu()
         for row, i in enumerate(idx):
-            n = int(counts[row])
-            if n == 0:
-                continue
-            lg = logits[row, :n].float()
-            tok = enc.input_ids[row].gather(0, at[row, :n] + 1)
-            nll = torch.logsumexp(lg, dim=-1) - lg.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
-            require_finite(nll, f"sentence_nll: the token log-likelihoods of text {i}")
-            total[i] = nll.double().sum().cpu()
-            count[i] = n
+            total[i] = sums[row]
+            count[i] = counts[row]
     if reduction == "sum":
         return total
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))

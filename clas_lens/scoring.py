@@ -151,16 +151,17 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
             cache.batch_select_indices(m_owner)
             mask = torch.cat([p_mask[m_owner], c_mask], dim=1)
             c_pos = p_mask.sum(-1)[m_owner].unsqueeze(1) + torch.arange(c_width, device=dev).unsqueeze(0)
-            keep = torch.arange(c_width - 1, device=dev)  # the last position predicts nothing
+            # option position j predicts token j + 1: unembed only where that token is scored
+            k = torch.arange(1, c_width + 1, device=dev).unsqueeze(0)
+            m_len = lengths[multi_t].unsqueeze(1)
+            keep = (k < m_len) & (k >= m_len - n_scored[multi_t].unsqueeze(1))  # [multi row, c_width]
             with step():
                 logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
-                               logits_to_keep=keep)
-            lp = torch.log_softmax(logits.float(), dim=-1)  # [multi row, c_width - 1, vocab]
-            rest = lp.gather(-1, c_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            k = torch.arange(1, c_width, device=dev).unsqueeze(0)
-            m_len = lengths[multi_t].unsqueeze(1)
-            scored = (k < m_len) & (k >= m_len - n_scored[multi_t].unsqueeze(1))
-            total = total.index_add(0, multi_t, (rest * scored).sum(dim=-1))
+                               logits_to_keep=keep)  # [n kept, vocab], row-major
+            lp = torch.log_softmax(logits.float(), dim=-1)
+            nxt = torch.cat([c_ids[:, 1:], c_ids[:, :1]], dim=1)[keep]  # the token each kept position predicts
+            rest = lp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
+            total = total.index_add(0, multi_t[keep.nonzero()[:, 0]], rest)
     return total
 
 

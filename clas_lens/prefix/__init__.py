@@ -53,7 +53,7 @@ import hashlib
 from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from clas_lens.errors import DataValidationError
@@ -249,24 +249,45 @@ def forward_at(
     model,
     input_ids: Int[Tensor, "batch pos"],
     attention_mask: Int[Tensor, "batch pos"] | None,
-    positions: Int[Tensor, "batch k"] | None = None,
+    positions: Int[Tensor, "batch k"] | Bool[Tensor, "batch pos"] | None = None,
     *,
     position_ids: Int[Tensor, "batch pos"] | None = None,
-) -> Float[Tensor, "batch k vocab"]:
-    """Logits at ``positions`` (per row; all positions when None) of one forward pass.
+) -> Float[Tensor, "batch k vocab"] | Float[Tensor, "kept vocab"]:
+    """Logits at ``positions`` of one forward pass: all positions when None (``[batch, pos,
+    vocab]``), ``k`` integer indices per row (``[batch, k, vocab]``), or a boolean mask shaped
+    like ``input_ids`` (``[n_true, vocab]``, the kept positions in row-major order: no logits for
+    padding when rows keep different numbers of positions).
 
     ``position_ids`` default to what the bridge derives from the mask. Inside
     :func:`reuse_prefix` the blocks before the scope's ``start`` are computed once per token
     batch and replayed on later calls; the result equals the full forward's logits at those
     positions. The unembedding runs only at ``positions``.
+
+    >>> import torch
+    >>> from clas_lens.testing import tiny_model
+    >>> model = tiny_model("gpt2")
+    >>> ids, att = torch.tensor([[1, 5, 6, 7], [1, 8, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    >>> with torch.no_grad():
+    ...     full, kept = forward_at(model, ids, att), forward_at(model, ids, att, att.bool())
+    >>> kept.shape[0], bool(torch.allclose(full[att.bool()], kept, atol=1e-6))
+    (6, True)
     """
     kwargs: dict[str, Any] = {"attention_mask": attention_mask}
     if position_ids is not None:
         kwargs["position_ids"] = position_ids
     if positions is not None:
         positions = positions.to(input_ids.device)
-        if positions.ndim != 2 or positions.shape[0] != input_ids.shape[0]:
-            raise DataValidationError(f"positions must be [batch, k] integer indices; got shape {tuple(positions.shape)}.")
+        if positions.dtype == torch.bool:
+            if positions.shape != input_ids.shape:
+                raise DataValidationError(
+                    f"a boolean positions mask must have the shape of input_ids {tuple(input_ids.shape)}; "
+                    f"got {tuple(positions.shape)}."
+                )
+        elif positions.ndim != 2 or positions.shape[0] != input_ids.shape[0]:
+            raise DataValidationError(
+                f"positions must be [batch, k] integer indices or a [batch, pos] boolean mask; got shape "
+                f"{tuple(positions.shape)}."
+            )
         kwargs["logits_to_keep"] = positions
     with reuse_steps(model, input_ids, attention_mask, position_ids) as step:
         with step():

@@ -108,3 +108,23 @@ def test_argument_checks(tiny_llama):
     with pytest.raises(ValueError, match="padding_side"):
         sentence_nll(tiny_llama, ["a"], padding_side="middle")
     assert sentence_nll(tiny_llama, "the cat").shape == (1,)
+
+
+def _count_unembedded(model):
+    """Positions the output embedding sees, summed over the forwards while the hook is on."""
+    seen = []
+    handle = model.original_model.get_output_embeddings().register_forward_hook(
+        lambda mod, args, out: seen.append(args[0].shape[:-1].numel())
+    )
+    return seen, handle
+
+
+def test_unembeds_only_target_positions(tiny):
+    # Rows of different lengths in one batch: padding positions get no logits.
+    seen, handle = _count_unembedded(tiny)
+    try:
+        sentence_nll(tiny, TEXTS, batch_size=len(TEXTS))
+    finally:
+        handle.remove()
+    n_targets = sum(len(tiny.tokenizer(t)["input_ids"]) - 1 for t in TEXTS)
+    assert sum(seen) == n_targets

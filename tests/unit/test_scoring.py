@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from clas_lens.errors import DataValidationError
-from clas_lens.scoring import option_logprobs, score_choices
+from clas_lens.scoring import option_logprobs, option_token_counts, score_choices
 from clas_lens.testing import hf_reference
 
 PROMPT = "Monday, Tuesday, Wednesday,"
@@ -132,3 +132,20 @@ def test_length_normalisation_as_defined(tiny_llama):
         length_normalise(torch.tensor([-6.0]), [" abc"], "tokens")
     with pytest.raises(ValueError, match="length_norm='bytes'"):
         length_normalise(torch.tensor([-6.0]), [" abc"], "bytes")
+
+
+def test_unembeds_only_scored_positions(tiny):
+    # Pass 1: each prompt's last position; pass 2: the positions that predict option tokens 1..n-1.
+    # Options of different lengths share pass 2, whose padding gets no logits.
+    seen = []
+    handle = tiny.original_model.get_output_embeddings().register_forward_hook(
+        lambda mod, args, out: seen.append(args[0].shape[:-1].numel())
+    )
+    try:
+        with torch.no_grad():
+            option_logprobs(tiny, PROMPT, OPTIONS)
+    finally:
+        handle.remove()
+    counts = option_token_counts(tiny.tokenizer, PROMPT, OPTIONS)
+    assert len(set(counts)) > 1  # the case the test is about
+    assert sum(seen) == 1 + sum(n - 1 for n in counts)
