@@ -9,8 +9,8 @@ random neuron masks (seeded; the masks do not change the amount of work).
   and logits only where scored (the cell's ``predict`` inside ``reuse_prefix``, after the
   unsteered cell of the same (task, language) stored the prefix), divided by the same cell as a
   full forward: every block runs and every position the model reads is unembedded (the path
-  before issue 16; for choice tasks ``old_score_items`` below, for ``lm`` the steered
-  ``predict`` without a reuse scope, which already needs the logits at every position). Median
+  before issue 16; for choice tasks ``old_score_items`` below, for ``lm`` ``old_sentence_nll``;
+  for generation the steered ``predict`` without a reuse scope). Median
   of paired ratios, runs interleaved (ABBA). One line per task (``..._<task>``); the unsuffixed
   line is the first task of ``--tasks``.
 * ``sweep_cell_over_no_reuse_cell``: the same cell over the same code without a reuse scope
@@ -71,6 +71,27 @@ class _Item:
         self.prefix = p[:shared]
         self.conts = [j[shared:] for j in joints]
         self.n_scored = [len(j) - len(p) for j in joints]
+
+
+def old_sentence_nll(model, texts, batch_size):
+    """The lm cell before issue 16: per-text mean NLL from the logits of every position of the
+    padded batch (every block runs, every position is unembedded, padding included)."""
+    from clas_lens.batching import encode
+    from clas_lens.lm_nll import target_mask
+
+    order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
+    out = torch.zeros(len(texts), dtype=torch.float64)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        enc = encode(model, [texts[i] for i in idx], padding_side="right")
+        pos = (enc.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(enc.input_ids, attention_mask=enc.attention_mask, position_ids=pos).float()
+        lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1)
+        tgt = target_mask(enc)[:, 1:]
+        nll = -(lp * tgt).sum(-1) / tgt.sum(-1).clamp(min=1)
+        out[idx] = nll.double().cpu()
+    return out
 
 
 def old_score_items(model, items):
@@ -231,6 +252,10 @@ def main(argv=None) -> None:
 
     def full_forward_cell(task):
         """The cell before issue 16: every block, every read position unembedded."""
+        if task.mode == "lm":
+            with steer(model, clas):
+                old_sentence_nll(model, [it.prompt for it in task.items(args.lang)[: args.limit]], args.batch_size)
+            return
         if task.mode != "choice":
             return steered_cell(task)
         items = [_Item(model.tokenizer, it.prompt, it.options) for it in task.items(args.lang)[: args.limit]]
@@ -258,6 +283,12 @@ def main(argv=None) -> None:
         print(f"{P}reuse_lower_bound_{name}: {bound:.3f} ({toks} tokens, {scored} scored positions)")
         print(f"{P}sweep_cell_s_{name}: reuse {secs['reuse']:.2f} no_reuse {secs_nr['no_reuse']:.2f} full {secs['full']:.2f}")
         print(f"{P}unsteered_cell_store_over_plain_{name}: {store:.3f}")
+        if task.mode == "lm":  # the comparator computes the same numbers
+            from clas_lens.lm_nll import sentence_nll
+            texts = [it.prompt for it in task.items(args.lang)[: args.limit]]
+            with steer(model, clas):
+                diff = (old_sentence_nll(model, texts, args.batch_size) - sentence_nll(model, texts)).abs().max()
+            print(f"{P}full_forward_cell_max_abs_diff_{name}: {float(diff):.2e}")
 
     # what batching conditions could buy on this device: a batch twice as big, stacked
     from clas_lens.batching import encode
