@@ -22,6 +22,8 @@ random neuron masks (seeded; the masks do not change the amount of work).
 * ``reuse_lower_bound``: the ratio prefix reuse could reach if only the blocks from the first
   edited layer on and the scored unembeddings cost anything (parameter counts x tokens): the
   unembedding of a 262k vocabulary at every scored position is a floor that no reuse removes.
+  A model, not a hard limit: the chunked unembedding (clas_lens.unembed) does more multiply-adds
+  per second than the blocks, so a cell dominated by it (lm) can measure below it.
 * ``unsteered_cell_store_over_plain``: the unsteered cell that stores the prefix, over the
   same cell without a scope (the price of storing).
 * ``scoring_tokens_per_s_ratio``: scored option tokens per second of a steered choice cell

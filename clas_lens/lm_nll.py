@@ -8,7 +8,8 @@ target and never context (it is masked out of attention and positions are counte
 tokens only, so left and right padding give the same numbers). The forward goes through the
 bridge, so steering installed with ``clas_lens.steer`` acts on it; only the positions that
 predict a target are unembedded (:func:`clas_lens.prefix.forward_at`, which also replays the
-unsteered blocks inside a sweep's :func:`~clas_lens.prefix.reuse_prefix` scope). Used by
+unsteered blocks inside a sweep's :func:`~clas_lens.prefix.reuse_prefix` scope), in vocabulary
+chunks where the model allows it (:mod:`clas_lens.unembed`). Used by
 :mod:`clas_lens.positive_control`. See docs/methods.md, "Evaluation".
 
 >>> import torch
@@ -25,6 +26,7 @@ import torch
 from jaxtyping import Bool, Float64
 from torch import Tensor
 
+from clas_lens import unembed
 from clas_lens.batching import Encoded, batched, encode
 from clas_lens.checks import positive_int, require_finite
 from clas_lens.prefix import forward_at
@@ -33,7 +35,6 @@ __all__ = ["sentence_nll", "target_mask", "REDUCTIONS"]
 
 #: What :func:`sentence_nll` returns per text: mean over target tokens or their sum.
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
-
 
 def target_mask(enc: Encoded) -> Bool[Tensor, "batch pos"]:
     """Positions whose token is scored: attended and preceded by an attended token.
@@ -68,8 +69,10 @@ def sentence_nll(
     Args:
         model: a TransformerBridge (steered if called inside ``clas_lens.steer``).
         texts: the texts, scored independently (each from its own first token).
-        batch_size: texts per forward pass (longest first, to limit padding). The logits of a
-            batch (``batch x pos x vocab``) are held at once: lower it for large vocabularies.
+        batch_size: texts per forward pass (longest first, to limit padding). A plain-head
+            model (:func:`clas_lens.unembed.plain_head`) holds one vocabulary chunk of logits
+            at a time; otherwise the logits of a batch's targets (``targets x vocab``) are held
+            at once: lower it for large vocabularies.
         max_length: cut texts to this many tokens (default and maximum: the model context).
         padding_side: ``"right"`` or ``"left"``; the result does not depend on it.
         truncation: ``"warn"`` (cut over-long texts) or ``"error"``.
@@ -114,10 +117,10 @@ def sentence_nll(
         # position t - 1 predicts target t: unembed exactly those positions, no padding
         pred = torch.zeros_like(tgt)
         pred[:, :-1] = tgt[:, 1:]
-        with torch.no_grad():
-            logits = forward_at(model, enc.input_ids, att, pred, position_ids=pos).float()  # [n_targets, vocab]
-        tok = enc.input_ids[tgt]  # row-major, as the logits
-        nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+        tok = enc.input_ids[tgt]  # row-major, as the predicting positions
+        with torch.no_grad(), unembed.final_residual(model) as out:
+            logits = forward_at(model, enc.input_ids, att, pred, position_ids=pos)  # [n_targets, vocab] or empty
+            nll = -out.logprobs(logits, tok)
         row_of = tgt.nonzero()[:, 0].cpu()
         bad = ~torch.isfinite(nll.cpu())
         if bool(bad.any()):

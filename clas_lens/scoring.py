@@ -40,6 +40,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from clas_lens import unembed
 from clas_lens.data.tasks.options import LENGTH_NORMS
 from clas_lens.checks import positive_int, require_finite
 from clas_lens.errors import DataValidationError
@@ -133,7 +134,7 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
         c_mask[j, : len(conts[r])] = 1
     multi_t = torch.tensor(multi, dtype=torch.long, device=dev)
     m_owner = owner[multi_t]
-    with reuse_steps(model, p_ids, p_mask, c_ids, c_mask, m_owner) as step:
+    with reuse_steps(model, p_ids, p_mask, c_ids, c_mask, m_owner) as step, unembed.final_residual(model) as out:
         with step():
             if multi:
                 first_logits, cache = model(
@@ -142,11 +143,10 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
                 )
             else:
                 first_logits = model(p_ids, attention_mask=p_mask, position_ids=p_pos, logits_to_keep=1)
-        first_lp = torch.log_softmax(first_logits[:, -1, :].float(), dim=-1)  # [item, vocab]
         # token 0 of an option is predicted by its prompt's last position, token k > 0 by
         # option position k - 1; token k is scored when k >= length - n_scored.
         first_tok = torch.tensor([c[0] for c in conts], device=dev)
-        total = first_lp[owner, first_tok] * (n_scored >= lengths)
+        total = out.logprobs(first_logits, first_tok, rows=owner) * (n_scored >= lengths)
         if multi:
             cache.batch_select_indices(m_owner)
             mask = torch.cat([p_mask[m_owner], c_mask], dim=1)
@@ -158,10 +158,8 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
             with step():
                 logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
                                logits_to_keep=keep)  # [n kept, vocab], row-major
-            lp = torch.log_softmax(logits.float(), dim=-1)
             nxt = torch.cat([c_ids[:, 1:], c_ids[:, :1]], dim=1)[keep]  # the token each kept position predicts
-            rest = lp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
-            total = total.index_add(0, multi_t[keep.nonzero()[:, 0]], rest)
+            total = total.index_add(0, multi_t[keep.nonzero()[:, 0]], out.logprobs(logits, nxt))
     return total
 
 

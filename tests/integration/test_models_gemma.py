@@ -90,3 +90,21 @@ def test_generation_equals_hf_greedy(gemma, hf_gguf):
         if tok.eos_token_id in ref:
             ref = ref[: ref.index(tok.eos_token_id)]
         assert got == ref, (prompt, tok.decode(got), tok.decode(ref))
+
+
+def test_sentence_nll_equals_hf_cross_entropy(gemma, hf_gguf):
+    # Gemma-3 is a plain-head model: sentence_nll reads the final residual and unembeds it in
+    # 16 chunks of the 262,144-token vocabulary (clas_lens.unembed); the reference is the cross
+    # entropy of the GGUF model's full logits, one unpadded text at a time.
+    from clas_lens.lm_nll import sentence_nll
+    from clas_lens.unembed import plain_head
+
+    with torch.no_grad():
+        assert plain_head(gemma) is not None
+        got = sentence_nll(gemma, PROMPTS, batch_size=4)
+        ref = []
+        for text in PROMPTS:
+            ids = torch.tensor([gemma.tokenizer(text)["input_ids"]])
+            logits = hf_gguf(ids).logits[0].double()
+            ref.append(float(torch.nn.functional.cross_entropy(logits[:-1], ids[0, 1:])))
+    torch.testing.assert_close(got, torch.tensor(ref, dtype=torch.float64), rtol=0, atol=1e-4)

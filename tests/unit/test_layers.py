@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"errors", "checks", "io", "vocab", "specs", "languages", "_compat"},
     {"sites"},
     {"models"},
-    {"batching", "prefix", "generation", "testing"},
+    {"batching", "prefix", "unembed", "generation", "testing"},
     {"data"},
     {"scoring", "lm_nll", "metrics"},
     {"stats"},

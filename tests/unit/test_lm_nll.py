@@ -1,6 +1,7 @@
 """clas_lens.lm_nll: per-sentence NLL against a plain Hugging Face forward, padding, steering."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
