@@ -128,8 +128,9 @@ def make_figures(run_dir: str | Path, *, formats=("html", "png", "svg"), log: Ca
     attr = run_dir / "attribution.csv"
     if attr.exists():
         figs["top_attributed_neurons"] = plotting.top_attributed_neurons(pd.read_csv(attr))
-    return {name: plotting.save_figure(fig, run_dir / "figures" / f"{name}.html", formats=tuple(formats))
-            for name, fig in figs.items()}
+    with plotting.export_session():  # one browser for all the figures
+        return {name: plotting.save_figure(fig, run_dir / "figures" / f"{name}.html", formats=tuple(formats))
+                for name, fig in figs.items()}
 
 
 def print_summary(run_dir: str | Path, out: Callable[[str], None] = print) -> None:

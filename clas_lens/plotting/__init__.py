@@ -18,6 +18,7 @@ function                               module                input
 :func:`projection_scatter`             :mod:`.clusters`      ``project(...)`` rows
 :func:`divergence_scatter`             :mod:`.clusters`      points + ``divergence_test`` rows
 :func:`save_figure`                    :mod:`.export`        any ``go.Figure``
+:func:`export_session`                 :mod:`.export`        (a block: one browser for its figures)
 =====================================  ====================  ===================================
 
 Every figure function takes ``size=``: ``None`` (screen), ``"double"`` (a two-column print
@@ -67,6 +68,7 @@ from clas_lens.plotting.export import (  # noqa: F401 (BROWSER_*, STATIC_FORMATS
     BROWSER_PATHS,
     STATIC_FORMATS,
     StaticExportWarning,
+    export_session,
     save_figure,
     static_export_available,
 )
@@ -129,6 +131,7 @@ __all__ = [
     "neuron_categories",
     "overlap_heatmap",
     "projection_scatter",
+    "export_session",
     "save_figure",
     "set_defaults",
     "static_export_available",

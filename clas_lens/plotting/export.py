@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -23,7 +24,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import plotly.graph_objects as go
 
@@ -37,6 +38,7 @@ __all__ = [
     "BROWSER_PATHS",
     "STATIC_FORMATS",
     "StaticExportWarning",
+    "export_session",
     "save_figure",
     "static_export_available",
 ]
@@ -155,6 +157,83 @@ def _kaleido_export(fig: go.Figure, formats: Sequence[str], *, browser: str, wid
     return box["result"]
 
 
+class _Session:
+    """One kaleido browser kept open on its own thread and event loop (see :func:`export_session`)."""
+
+    def __init__(self, browser: str, timeout: float) -> None:
+        import kaleido  # lazy: heavy, optional
+
+        self.timeout = timeout
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="clas_lens-kaleido", daemon=True)
+        self.thread.start()
+
+        async def start():
+            k = kaleido.Kaleido(n=1, timeout=timeout, mathjax=False, path=browser)
+            await k.__aenter__()
+            return k
+
+        try:
+            self.kaleido = self._run(start(), timeout + 60)
+        except BaseException:
+            self._stop()
+            raise
+
+    def _run(self, coro, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def render(self, fig: go.Figure, formats: Sequence[str], opts: dict) -> dict[str, bytes]:
+        return {fmt: self._run(self.kaleido.calc_fig(fig, opts=dict(opts, format=fmt)), self.timeout + 60)
+                for fmt in formats}
+
+    def _stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+    def close(self) -> None:
+        try:
+            self._run(self.kaleido.__aexit__(None, None, None), 60)
+        finally:
+            self._stop()
+
+
+#: The sessions of the :func:`export_session` blocks in progress (innermost last).
+_SESSIONS: list[_Session] = []
+
+
+@contextlib.contextmanager
+def export_session(timeout: float = 120.0) -> Iterator[bool]:
+    """Keep one headless browser open for every :func:`save_figure` in the block.
+
+    Static export starts a browser for each figure (about 3 s, against about 0.4 s to render a
+    figure as PNG and SVG); inside this block the figures share one. Yields True when a browser
+    was started; False when there is none (or it did not start), and ``save_figure`` then
+    reports as usual, HTML is still written. The browser is closed when the block ends.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d, export_session():
+    ...     sorted(save_figure(go.Figure(), pathlib.Path(d) / "a", formats=("html",)))
+    ['html']
+    """
+    browser, _ = _export_browser()
+    session = None
+    if browser is not None:
+        try:
+            session = _Session(browser, timeout)
+        except Exception as e:  # noqa: BLE001 (save_figure starts its own and reports)
+            warnings.warn(f"export_session: the browser did not start ({type(e).__name__}: {e}); "
+                          "each figure starts its own.", StaticExportWarning, stacklevel=3)
+    if session is None:
+        yield False
+        return
+    _SESSIONS.append(session)
+    try:
+        yield True
+    finally:
+        _SESSIONS.remove(session)
+        session.close()
+
+
 def save_figure(fig: go.Figure, path: str | os.PathLike,
                 formats: Sequence[str] = ("html", "png", "svg", "pdf"), width: int | None = None,
                 height: int | None = None, *, scale: float | None = None,
@@ -166,7 +245,8 @@ def save_figure(fig: go.Figure, path: str | os.PathLike,
     ``figs/overlap`` and ``figs/overlap.png`` both give ``figs/overlap.html``,
     ``figs/overlap.png``... HTML inlines plotly.js (works offline, ~5 MB) and is written
     atomically. Static formats go through kaleido 1.x and the browser that
-    :func:`static_export_available` finds, in one browser session, at ``width`` x ``height``
+    :func:`static_export_available` finds, in one browser session (the one of an enclosing
+    :func:`export_session`, which saves starting a browser per figure), at ``width`` x ``height``
     (default: the figure's size, else 1000 x 600) times ``scale`` (default 2). PDF pages are
     ``width / 96`` inches wide. ``size="single"`` (one column, 3.5 in) or ``"double"`` (two
     columns, 7.2 in) first lays the figure out for print (:func:`clas_lens.plotting.layout.resize`:
@@ -225,8 +305,11 @@ def save_figure(fig: go.Figure, path: str | os.PathLike,
         w = int(width or fig.layout.width or DEFAULT_WIDTH)
         h = int(height or fig.layout.height or DEFAULT_HEIGHT)
         try:
-            images = _kaleido_export(fig, static, browser=browser, width=w, height=h,
-                                     scale=scale, timeout=timeout)
+            if _SESSIONS:  # the browser of the enclosing export_session()
+                images = _SESSIONS[-1].render(fig, static, dict(width=w, height=h, scale=scale))
+            else:
+                images = _kaleido_export(fig, static, browser=browser, width=w, height=h,
+                                         scale=scale, timeout=timeout)
             for fmt in static:
                 data = images.get(fmt) or b""
                 if not data:

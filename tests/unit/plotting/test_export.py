@@ -134,3 +134,60 @@ def test_save_figure_png_svg_with_browser(tmp_path, small_fig):
     assert text.lstrip().startswith("<svg") and len(text) > 10_000 and "target languages" in text
     assert elapsed < 120, f"static export took {elapsed:.1f} s"
     print(f"\nPNG+SVG+PDF export with {STATIC_REASON}: {elapsed:.1f} s")
+
+
+def test_export_session_without_browser_yields_false(tmp_path, small_fig, monkeypatch):
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setattr(export, "_find_browser", lambda: None)
+    with plotting.export_session() as started:
+        assert started is False and not export._SESSIONS
+        with pytest.warns(plotting.StaticExportWarning, match="no Chrome/Chromium found"):
+            out = plotting.save_figure(small_fig, tmp_path / "g", formats=("html", "png"))
+    assert out["html"].exists() and isinstance(out["png"], str)
+
+
+def test_export_session_that_cannot_start_is_reported(tmp_path, small_fig, monkeypatch):
+    exe = tmp_path / "fake-chrome"
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(exe))
+
+    def no_start(*args, **kwargs):
+        raise RuntimeError("browser crashed")
+
+    monkeypatch.setattr(export, "_Session", no_start)
+    with pytest.warns(plotting.StaticExportWarning, match="did not start"):
+        with plotting.export_session() as started:
+            assert started is False and not export._SESSIONS
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STATIC_OK, reason=f"static export unavailable: {STATIC_REASON} "
+                                          "(see tests/QUARANTINE.md)")
+def test_export_session_shares_one_browser(tmp_path, small_fig, monkeypatch):
+    import kaleido
+
+    started = []
+    real = kaleido.Kaleido
+
+    def counting(*args, **kwargs):
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kaleido, "Kaleido", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.StaticExportWarning)
+        with plotting.export_session() as ok:
+            assert ok is True
+            outs = [plotting.save_figure(small_fig, tmp_path / f"g{i}", formats=("png", "svg"), width=600,
+                                         height=400, scale=1) for i in range(3)]
+    assert len(started) == 1  # one browser for three figures
+    assert not export._SESSIONS
+    assert not any(t.name == "clas_lens-kaleido" and t.is_alive() for t in __import__("threading").enumerate())
+    for out in outs:
+        data = out["png"].read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 600
+        assert out["svg"].read_text(encoding="utf-8").lstrip().startswith("<svg")
+    # outside a session each figure starts its own
+    plotting.save_figure(small_fig, tmp_path / "alone", formats=("png",), width=600, height=400, scale=1)
+    assert len(started) == 2
