@@ -146,7 +146,7 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
         # token 0 of an option is predicted by its prompt's last position, token k > 0 by
         # option position k - 1; token k is scored when k >= length - n_scored.
         first_tok = torch.tensor([c[0] for c in conts], device=dev)
-        total = out.logprobs(first_logits, first_tok, rows=owner) * (n_scored >= lengths)
+        wanted = [(first_logits, first_tok, owner)]  # both passes' log-probs in one go, below
         if multi:
             cache.batch_select_indices(m_owner)
             mask = torch.cat([p_mask[m_owner], c_mask], dim=1)
@@ -159,7 +159,11 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
                 logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
                                logits_to_keep=keep)  # [n kept, vocab], row-major
             nxt = torch.cat([c_ids[:, 1:], c_ids[:, :1]], dim=1)[keep]  # the token each kept position predicts
-            total = total.index_add(0, multi_t[keep.nonzero()[:, 0]], out.logprobs(logits, nxt))
+            wanted.append((logits, nxt, None))
+        lps = out.logprobs_many(wanted)
+        total = lps[0] * (n_scored >= lengths)
+        if multi:
+            total = total.index_add(0, multi_t[keep.nonzero()[:, 0]], lps[1])
     return total
 
 

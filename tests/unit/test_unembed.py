@@ -34,6 +34,7 @@ def _logits_path(model):
 def test_chunked_path_equals_the_logits_path(tiny, steered, monkeypatch):
     # Chunks of 64 rows: 7 chunks of the tiny models' 400-token vocabulary.
     monkeypatch.setattr(unembed, "VOCAB_CHUNK", 64)
+    monkeypatch.setattr(unembed, "VOCAB_CHUNK_CPU", 64)
     with torch.no_grad():
         assert plain_head(tiny) is not None
     mask = torch.zeros(neuron_sites(tiny).shape, dtype=torch.bool)
@@ -99,3 +100,31 @@ def test_token_logprobs_chunks_rows_and_targets_at_chunk_edges():
     default_rows = token_logprobs(h, w, None, t[:6])
     torch.testing.assert_close(default_rows.double(), torch.log_softmax((h @ w.T).double(), -1)[torch.arange(6), t[:6]],
                                rtol=0, atol=1e-5)
+
+
+def test_logprobs_many_equals_one_by_one(tiny_llama, monkeypatch):
+    # Two forwards' residuals share one pass over the output layer; the same numbers as reading
+    # each forward on its own, and as the logits path.
+    monkeypatch.setattr(unembed, "VOCAB_CHUNK_CPU", 64)
+    a, b = torch.tensor([[1, 5, 6, 7]]), torch.tensor([[1, 8, 9], [1, 10, 11]])
+    ta, tb, rows_b = torch.tensor([3, 399]), torch.tensor([0, 64, 65]), torch.tensor([0, 1, 1])
+    results = []
+    with torch.no_grad():
+        for hooked in (False, True):
+            hooks, _ = _logits_path(tiny_llama)
+            with hooks if hooked else contextlib.nullcontext():
+                with final_residual(tiny_llama) as out:
+                    la = tiny_llama(a, logits_to_keep=2)
+                    lb = tiny_llama(b, logits_to_keep=2)
+                    many = out.logprobs_many([(la, ta, None), (lb, tb, rows_b)])
+                with final_residual(tiny_llama) as out:
+                    la = tiny_llama(a, logits_to_keep=2)
+                    one_a = out.logprobs(la, ta)
+                    lb = tiny_llama(b, logits_to_keep=2)
+                    one_b = out.logprobs(lb, tb, rows_b)
+            assert [t.shape for t in many] == [(2,), (3,)]
+            torch.testing.assert_close(many[0], one_a, rtol=0, atol=1e-6)
+            torch.testing.assert_close(many[1], one_b, rtol=0, atol=1e-6)
+            results.append(many)
+    for fast, slow in zip(*results):
+        torch.testing.assert_close(fast, slow, rtol=0, atol=1e-5)
