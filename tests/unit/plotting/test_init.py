@@ -34,7 +34,7 @@ OLD_PUBLIC = ("TEMPLATE_NAME", "FONT_FAMILY", "DEFAULT_WIDTH", "DEFAULT_HEIGHT",
               "static_export_available", "sweep_curves", "top_attributed_neurons")
 #: added with the print layout (issue 15): size presets and the active-neuron overlap
 NEW_PUBLIC = ("SIZES", "SizePreset", "PRINT_DPI", "PX_PER_INCH", "active_jaccard",
-              "active_overlap", "overlap_heatmap")
+              "active_overlap", "overlap_heatmap", "export_session")
 
 
 def test_docstring_examples_run():
