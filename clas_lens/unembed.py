@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from clas_lens.prefix import hooked_names
+
 __all__ = ["PLAIN_HEADS", "VOCAB_CHUNK", "VOCAB_CHUNK_CPU", "plain_head", "token_logprobs", "final_residual", "Unembedded"]
 
 #: Hugging Face model types whose causal-LM logits are the output layer applied to the final
@@ -116,10 +118,8 @@ def plain_head(model) -> torch.nn.Linear | None:
     linear = getattr(head, "original_component", head)
     if type(linear) is not torch.nn.Linear:
         return None
-    for name in _OUTPUT_HOOKS:
-        hp = model.hook_dict.get(name)
-        if hp is not None and (hp.fwd_hooks or hp._forward_hooks or hp._forward_pre_hooks):
-            return None
+    if set(_OUTPUT_HOOKS) & set(hooked_names(model)):
+        return None
     return linear
 
 

@@ -128,37 +128,17 @@ def static_export_available() -> tuple[bool, str]:
 
 def _kaleido_export(fig: go.Figure, formats: Sequence[str], *, browser: str, width: int,
                     height: int, scale: float, timeout: float) -> dict[str, bytes]:
-    """Render ``fig`` once per format in one headless browser session (kaleido 1.x)."""
-    import kaleido  # lazy: heavy, optional
-
-    async def render() -> dict[str, bytes]:
-        out = {}
-        async with kaleido.Kaleido(n=1, timeout=timeout, mathjax=False, path=browser) as k:
-            for fmt in formats:
-                out[fmt] = await k.calc_fig(
-                    fig, opts=dict(format=fmt, width=width, height=height, scale=scale))
-        return out
-
-    box: dict[str, Any] = {}
-
-    def target() -> None:  # own thread and event loop: works inside Jupyter's running loop
-        try:
-            box["result"] = asyncio.run(render())
-        except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
-            box["error"] = e
-
-    thread = threading.Thread(target=target, name="clas_lens-kaleido", daemon=True)
-    thread.start()
-    thread.join(timeout * len(formats) + 60)
-    if thread.is_alive():
-        raise TimeoutError(f"kaleido did not finish within {timeout * len(formats) + 60:.0f} s")
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    """Render ``fig`` once per format in a headless browser started for it (kaleido 1.x)."""
+    session = _Session(browser, timeout)
+    try:
+        return session.render(fig, formats, dict(width=width, height=height, scale=scale))
+    finally:
+        session.close()
 
 
 class _Session:
-    """One kaleido browser kept open on its own thread and event loop (see :func:`export_session`)."""
+    """One kaleido browser kept open on its own thread and event loop, so that it also works inside
+    Jupyter's running loop (one figure: :func:`_kaleido_export`; several: :func:`export_session`)."""
 
     def __init__(self, browser: str, timeout: float) -> None:
         import kaleido  # lazy: heavy, optional
@@ -189,6 +169,8 @@ class _Session:
     def _stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     def close(self) -> None:
         try:

@@ -61,7 +61,7 @@ from clas_lens.prefix.hooks import record_prefix, replay_prefix
 
 __all__ = [
     "PrefixMemo", "reuse_prefix", "active_prefix", "forward_at", "reuse_steps",
-    "first_hooked_layer", "first_layer_of", "best_start", "decoder_layers",
+    "first_hooked_layer", "hooked_names", "first_layer_of", "best_start", "decoder_layers",
 ]
 
 #: Hook names after the last block.
@@ -121,10 +121,20 @@ def first_hooked_layer(model) -> int:
     >>> first_hooked_layer(m)
     2
     """
-    names = [
-        name for name, hp in model.hook_dict.items() if hp.fwd_hooks or hp._forward_hooks or hp._forward_pre_hooks
-    ]
-    return first_layer_of(names, model.cfg.n_layers)
+    return first_layer_of(hooked_names(model), model.cfg.n_layers)
+
+
+def hooked_names(model) -> list[str]:
+    """The names of the TransformerLens hook points that have an active hook.
+
+    >>> from clas_lens.testing import tiny_model
+    >>> m = tiny_model("gpt2")
+    >>> with m.hooks(fwd_hooks=[("blocks.1.mlp.hook_post", lambda t, hook: t)]):
+    ...     names = hooked_names(m)
+    >>> "blocks.1.mlp.hook_post" in names, "hook_embed" in names, hooked_names(m)
+    (True, False, [])
+    """
+    return [name for name, hp in model.hook_dict.items() if hp.fwd_hooks or hp._forward_hooks or hp._forward_pre_hooks]
 
 
 def best_start(first_layers: Iterable[int], n_layers: int) -> int:

@@ -57,12 +57,17 @@ def test_bad_browser_path_is_reported(tmp_path, small_fig, monkeypatch):
     assert "BROWSER_PATH=" in out["svg"] and out["html"].exists()
 
 
-def test_kaleido_failure_is_reported_not_raised(tmp_path, small_fig, monkeypatch):
+@pytest.fixture
+def fake_browser(tmp_path, monkeypatch):
+    """BROWSER_PATH pointing at an executable that is found but is no browser."""
     exe = tmp_path / "fake-chrome"
     exe.write_text("#!/bin/sh\nexit 1\n")
     exe.chmod(0o755)
     monkeypatch.setenv("BROWSER_PATH", str(exe))
+    return exe
 
+
+def test_kaleido_failure_is_reported_not_raised(tmp_path, small_fig, monkeypatch, fake_browser):
     def boom(*args, **kwargs):
         raise RuntimeError("browser crashed")
 
@@ -146,12 +151,7 @@ def test_export_session_without_browser_yields_false(tmp_path, small_fig, monkey
     assert out["html"].exists() and isinstance(out["png"], str)
 
 
-def test_export_session_that_cannot_start_is_reported(tmp_path, small_fig, monkeypatch):
-    exe = tmp_path / "fake-chrome"
-    exe.write_text("#!/bin/sh\nexit 1\n")
-    exe.chmod(0o755)
-    monkeypatch.setenv("BROWSER_PATH", str(exe))
-
+def test_export_session_that_cannot_start_is_reported(monkeypatch, fake_browser):
     def no_start(*args, **kwargs):
         raise RuntimeError("browser crashed")
 
