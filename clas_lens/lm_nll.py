@@ -36,6 +36,7 @@ __all__ = ["sentence_nll", "target_mask", "REDUCTIONS"]
 #: What :func:`sentence_nll` returns per text: mean over target tokens or their sum.
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 
+
 def target_mask(enc: Encoded) -> Bool[Tensor, "batch pos"]:
     """Positions whose token is scored: attended and preceded by an attended token.
 
@@ -120,13 +121,13 @@ def sentence_nll(
         tok = enc.input_ids[tgt]  # row-major, as the predicting positions
         with torch.no_grad(), unembed.final_residual(model) as out:
             logits = forward_at(model, enc.input_ids, att, pred, position_ids=pos)  # [n_targets, vocab] or empty
-            nll = -out.logprobs(logits, tok)
+            nll = -out.logprobs(logits, tok).double().cpu()
         row_of = tgt.nonzero()[:, 0].cpu()
-        bad = ~torch.isfinite(nll.cpu())
+        bad = ~torch.isfinite(nll)
         if bool(bad.any()):
             r = int(row_of[bad][0])
-            require_finite(nll.cpu()[row_of == r], f"sentence_nll: the token log-likelihoods of text {idx[r]}")
-        sums = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row_of, nll.double().cpu())
+            require_finite(nll[row_of == r], f"sentence_nll: the token log-likelihoods of text {idx[r]}")
+        sums = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, row_of, nll)
         counts = tgt.sum(-1).double().cpu()
         for row, i in enumerate(idx):
             total[i] = sums[row]

@@ -158,7 +158,7 @@ def _score_items(model, items: Sequence[_Item]) -> Float[Tensor, " row"]:
             with step():
                 logits = model(c_ids, attention_mask=mask, position_ids=c_pos, past_key_values=cache, use_cache=True,
                                logits_to_keep=keep)  # [n kept, vocab], row-major
-            nxt = torch.cat([c_ids[:, 1:], c_ids[:, :1]], dim=1)[keep]  # the token each kept position predicts
+            nxt = c_ids.roll(-1, dims=1)[keep]  # the token each kept position predicts
             wanted.append((logits, nxt, None))
         lps = out.logprobs_many(wanted)
         total = lps[0] * (n_scored >= lengths)
